@@ -1,0 +1,163 @@
+"""The Docker image, built from this checkout and run for real on the host network.
+
+One build per session (see ``conftest.py``); one serving container for the read-only checks, and a
+container of its own for each test that ends one. Skipped only when no Docker engine is reachable.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from audioembed_server import healthcheck
+from docker_harness import LABEL, Container, docker, free_port, run_cli
+
+pytestmark = pytest.mark.slow
+
+STOP_GRACE_SECONDS = 30
+UID = "10001"
+
+
+def _make_synthetic_models(directory: Path) -> list[str]:
+    """Write synthetic weights + PCA parameters with the host's CLI; return the container's settings."""
+    directory.mkdir(mode=0o755, exist_ok=True)
+    completed = run_cli("weights", "synth", "--seed", "0", "--output", str(directory / "vggish.safetensors"))
+    assert completed.returncode == 0, completed.stderr
+    # pytest's tmp dirs are private to the host user; the container's user (uid 10001) must read them.
+    for path in [directory, *directory.iterdir()]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return ["-e", "AUDIOEMBED_WEIGHTS=/models/vggish.safetensors"]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """A directory of synthetic model files for ``/models`` and the ``-e`` options that select them."""
+    directory = tmp_path_factory.mktemp("models")
+    return directory, _make_synthetic_models(directory)
+
+
+def _start_server(run_container, models: tuple[Path, list[str]]) -> tuple[Container, int]:
+    """Start the image's default command with the synthetic models, probed every second; wait for healthy."""
+    directory, settings = models
+    port = free_port()
+    container = run_container(
+        "--health-interval=1s",  # the image probes every 10 s; the test need not wait that long
+        "--env",
+        f"AUDIOEMBED_PORT={port}",
+        "--volume",
+        f"{directory}:/models:ro",
+        *settings,
+    )
+    container.wait_healthy()
+    return container, port
+
+
+@pytest.fixture(scope="module")
+def server(run_container, models) -> tuple[Container, int]:
+    """One serving container shared by the checks that leave it running."""
+    return _start_server(run_container, models)
+
+
+def test_image_metadata_declares_the_runtime_contract(image):
+    config = json.loads(docker("image", "inspect", "--format", "{{json .Config}}", image).stdout)
+    assert config["Entrypoint"] == ["audioembed"]
+    assert config["Cmd"] == ["serve"]
+    assert config["User"] == f"{UID}:{UID}"
+    assert "50051/tcp" in config["ExposedPorts"]
+    assert "/models" in config["Volumes"]
+    assert config["StopSignal"] == "SIGTERM"
+    assert config["Healthcheck"]["Test"][-2:] == ["-m", "audioembed_server.healthcheck"]
+    env = dict(item.split("=", 1) for item in config["Env"])
+    assert env["AUDIOEMBED_HOME"] == "/models"
+    assert env["AUDIOEMBED_HOST"] == "0.0.0.0"
+    assert env["AUDIOEMBED_PORT"] == "50051"
+
+
+def test_image_holds_no_weights_tests_or_sources(image):
+    # Weights anywhere an install could have put them (not /proc or /sys: walking those is pointless).
+    script = (
+        "import os, audioembed, audioembed_server\n"
+        "found = [os.path.join(d, f) for top in ('/opt', '/usr', '/home', '/models', '/srv', '/root')\n"
+        "         for d, _, files in os.walk(top) for f in files\n"
+        "         if f.endswith(('.safetensors', '.ckpt', '.pth', '.npz'))]\n"
+        "print(sorted(os.listdir('/models')))\n"
+        "print(found)\n"
+        "print([p for p in ('/src', '/tests') if os.path.exists(p)])\n"
+        "print(audioembed.__file__)\n"
+    )
+    completed = docker("run", "--rm", "--network", "none", "--entrypoint", "python", image, "-c", script)
+    lines = completed.stdout.splitlines()
+    assert lines[:3] == ["[]", "[]", "[]"], completed.stdout
+    assert lines[3].startswith("/opt/audioembed/lib/"), lines[3]
+
+
+def test_cli_is_the_entrypoint(image):
+    from audioembed import __version__
+
+    completed = docker("run", "--rm", "--network", "none", image, "--version")
+    assert completed.stdout.strip() == f"audioembed {__version__}"
+
+
+def test_container_becomes_healthy_through_the_grpc_health_service(server):
+    container, port = server
+    health = container.state()["Health"]
+    assert health["Status"] == "healthy"
+    assert health["Log"][-1]["ExitCode"] == 0
+    assert health["Log"][-1]["Output"].strip() == f"127.0.0.1:{port} (server): SERVING"
+    # The same service answers from the host, over the host network.
+    assert healthcheck.check(f"127.0.0.1:{port}") == (True, "SERVING")
+
+
+def test_smoke_test_passes_through_grpc_from_the_host(server):
+    _, port = server
+    completed = run_cli("smoke-test", "--server", f"127.0.0.1:{port}")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_smoke_test_runs_in_the_image_against_the_server(server, image):
+    _, port = server
+    completed = docker(
+        "run", "--rm", "--network", "host", image, "smoke-test", "--server", f"127.0.0.1:{port}", check=False
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_server_runs_as_non_root(server):
+    container, _ = server
+    assert docker("exec", container.name, "id", "-u").stdout.strip() == UID
+    # The serving process itself, not just a fresh exec: PID 1 is the server.
+    status = docker("exec", container.name, "cat", "/proc/1/status").stdout
+    uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1:]
+    assert uids == [UID] * 4
+
+
+def test_sigterm_drains_and_exits_zero_within_the_grace_period(run_container, models):
+    container, _ = _start_server(run_container, models)
+    start = time.monotonic()
+    docker("stop", "--time", str(STOP_GRACE_SECONDS), container.name, timeout=STOP_GRACE_SECONDS + 30)
+    elapsed = time.monotonic() - start
+    state = container.state()
+    logs = container.logs()
+    assert state["ExitCode"] == 0, logs[-4000:]
+    assert not state["OOMKilled"]
+    # docker would have sent SIGKILL (exit 137) at the deadline; well before it means SIGTERM was honoured.
+    assert elapsed < STOP_GRACE_SECONDS, f"took {elapsed:.1f} s\n{logs[-4000:]}"
+    assert "drain" in logs.lower(), logs[-4000:]
+    assert "Traceback" not in logs
+
+
+def test_without_weights_or_network_exits_with_the_weights_message(image):
+    name = f"audioembed-test-noweights-{time.time_ns()}"
+    try:
+        # --network none: no registry, no download; /models is the image's empty volume.
+        completed = docker(
+            "run", "--name", name, "--label", LABEL, "--network", "none", image, timeout=120, check=False
+        )
+    finally:
+        docker("rm", "--force", "--volumes", name, check=False)
+    assert completed.returncode != 0
+    assert "audioembed serve: error:" in completed.stderr, completed.stderr
+    assert "weights download" in completed.stderr, completed.stderr
+    assert "Traceback" not in completed.stderr
