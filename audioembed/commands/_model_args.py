@@ -42,7 +42,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         default="pad",
         help="clips under 0.975 s: zero-pad to one example, or drop as the reference does (default: pad)",
     )
-    options.add_argument("--resampler", choices=RESAMPLER_METHODS, default="reference", help="(default: reference)")
+    options.add_argument(
+        "--resampler", choices=RESAMPLER_METHODS, default="reference", help="(default: reference)"
+    )
     options.add_argument("--batch-size", type=_positive_int, default=64, help="examples per model call")
 
 
