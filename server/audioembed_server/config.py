@@ -37,6 +37,7 @@ class ServerConfig:
     max_send_message_mb: float = 64.0
     max_stream_mb: float = 2048.0  # encoded bytes one EmbedStream may send (spooled to a temporary file)
     workers: int = 8  # gRPC handler threads: decoding and feature extraction run on these
+    max_concurrent_rpcs: int = 64  # beyond this gRPC answers RESOURCE_EXHAUSTED instead of queuing unboundedly
     grace_seconds: float = 10.0  # on SIGTERM/SIGINT, how long in-flight requests get to finish
     metrics_port: int | None = None  # Prometheus text format on http://host:port/metrics; None = off
     metrics_host: str | None = None  # defaults to `host`
@@ -49,7 +50,7 @@ class ServerConfig:
         _check_port("port", self.port)
         if self.metrics_port is not None:
             _check_port("metrics_port", self.metrics_port)
-        for name in ("max_batch_examples", "max_queue_examples", "max_batch_items", "workers"):
+        for name in ("max_batch_examples", "max_queue_examples", "max_batch_items", "workers", "max_concurrent_rpcs"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InvalidOptionError(f"{name} must be a positive integer, got {value!r}")
