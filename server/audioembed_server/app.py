@@ -1,9 +1,9 @@
 """Assemble and run the service: gRPC server, health, reflection, auth, metrics, background model load.
 
 :func:`create_server` binds the port and starts serving at once, with health NOT_SERVING for the
-embedding service; the model loads on a background thread and flips it to SERVING. :meth:`EmbeddingServer.stop`
-is the graceful shutdown: health NOT_SERVING, refuse new RPCs, let in-flight ones finish within the grace
-period, then stop the batcher.
+embedding service; the model loads on a background thread and flips it to SERVING.
+:meth:`EmbeddingServer.stop` is the graceful shutdown: health NOT_SERVING, refuse new RPCs, let
+in-flight ones finish within the grace period, then stop the batcher.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def default_embedder_factory(config: ServerConfig) -> EmbedderFactory:
             config.weights,
             config.pca,
             output="both",
+            resampler=config.resampler,
             batch_size=config.max_batch_examples,
             allow_download=config.allow_download,
         )
@@ -91,7 +92,9 @@ class EmbeddingServer:
         )
         pb_grpc.add_EmbeddingServiceServicer_to_server(self.servicer, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection((SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), self.server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), self.server
+        )
         self.port = self._bind()
         self.metrics_port: int | None = None
         self._metrics_server: MetricsServer | None = None

@@ -42,7 +42,9 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
         supplied = values[0].encode() if values and isinstance(values[0], str) else b""
         if supplied and hmac.compare_digest(supplied, self._expected):
             return continuation(handler_call_details)
-        reason = "missing 'authorization: Bearer <token>' metadata" if not supplied else "invalid bearer token"
+        reason = (
+            "missing 'authorization: Bearer <token>' metadata" if not supplied else "invalid bearer token"
+        )
         name = method.rsplit("/", 1)[-1]
         self._metrics.requests.inc(1, name, grpc.StatusCode.UNAUTHENTICATED.name)
         log_event("request", method=name, code="UNAUTHENTICATED", error=reason)

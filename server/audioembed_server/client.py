@@ -69,7 +69,9 @@ def _audio_message(item: AudioItem, sample_rate: int | None) -> pb.Audio:
     """Encode one clip: a path or bytes travel as the file's bytes; an array as raw PCM."""
     if isinstance(item, tuple):
         if len(item) != 2:
-            raise InvalidOptionError(f"an audio tuple must be (samples, sample_rate), got {len(item)} elements")
+            raise InvalidOptionError(
+                f"an audio tuple must be (samples, sample_rate), got {len(item)} elements"
+            )
         item, sample_rate = item
     if isinstance(item, str | os.PathLike):
         return pb.Audio(encoded=Path(item).read_bytes())
@@ -82,7 +84,9 @@ def _audio_message(item: AudioItem, sample_rate: int | None) -> pb.Audio:
         channels = 1 if item.ndim == 1 else int(item.shape[1])
         fmt = pb.PcmFormat(encoding=PCM_ENUMS[encoding], sample_rate=int(sample_rate), channels=channels)
         return pb.Audio(pcm=pb.RawPcm(data=data, format=fmt))
-    raise InvalidOptionError(f"cannot send audio of type {type(item).__name__}: pass a path, bytes, or an array")
+    raise InvalidOptionError(
+        f"cannot send audio of type {type(item).__name__}: pass a path, bytes, or an array"
+    )
 
 
 def _pcm_bytes(samples: np.ndarray) -> tuple[bytes, str]:
@@ -163,7 +167,9 @@ class EmbeddingClient:
         max_message_mb: float = 64.0,
     ) -> None:
         if max_retries < 0 or timeout <= 0:
-            raise InvalidOptionError(f"need max_retries >= 0 and timeout > 0, got {max_retries!r}, {timeout!r}")
+            raise InvalidOptionError(
+                f"need max_retries >= 0 and timeout > 0, got {max_retries!r}, {timeout!r}"
+            )
         size = int(max_message_mb * 1024 * 1024)
         options = [("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size)]
         if tls or root_certificates is not None:
@@ -230,7 +236,9 @@ class EmbeddingClient:
         timeout: float | None = None,
     ) -> Any:
         """Embed one clip (a path, the bytes of a file, or an array with ``sample_rate``)."""
-        request = pb.EmbedRequest(audio=_audio_message(audio, sample_rate), options=_options(output, hop_seconds, short_clip))
+        request = pb.EmbedRequest(
+            audio=_audio_message(audio, sample_rate), options=_options(output, hop_seconds, short_clip)
+        )
         return to_result(self._call(self._stub.Embed, request, timeout).result)
 
     def embed_batch(
@@ -290,7 +298,9 @@ class EmbeddingClient:
                 encoding = _pcm_bytes(first)[1]
             if encoding not in PCM_ENUMS:
                 raise InvalidOptionError(f"encoding must be 's16le' or 'f32le', got {encoding!r}")
-            fmt = pb.PcmFormat(encoding=PCM_ENUMS[encoding], sample_rate=int(sample_rate), channels=int(channels))
+            fmt = pb.PcmFormat(
+                encoding=PCM_ENUMS[encoding], sample_rate=int(sample_rate), channels=int(channels)
+            )
             config = pb.StreamConfig(pcm=fmt, options=options)
             rest = chunk_iter if first is None else itertools.chain([first], chunk_iter)
             payloads = (_stream_pcm(c, encoding) for c in rest)
@@ -300,14 +310,18 @@ class EmbeddingClient:
             for payload in payloads:
                 yield pb.EmbedStreamRequest(chunk=payload)
 
-        responses = self._stub.EmbedStream(requests(), timeout=timeout or self.timeout, metadata=self._metadata)
+        responses = self._stub.EmbedStream(
+            requests(), timeout=timeout or self.timeout, metadata=self._metadata
+        )
         try:
             for response in responses:
                 yield to_result(response.result)
         except grpc.RpcError as error:
             raise ServiceError(error.code(), error.details() or "") from error
 
-    def embed_file_stream(self, path: str | os.PathLike, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES, **options: Any) -> Any:
+    def embed_file_stream(
+        self, path: str | os.PathLike, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES, **options: Any
+    ) -> Any:
         """Stream a (large) audio file in chunks and return one ``EmbeddingResult`` for all of it."""
 
         def chunks() -> Iterator[bytes]:

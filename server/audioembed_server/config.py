@@ -28,6 +28,7 @@ class ServerConfig:
     port: int = 50051  # the customary gRPC port; 0 picks a free one (printed at start-up)
     weights: str | None = None  # model weights in any supported format; None = the download cache
     pca: str | None = None  # PCA parameters (.npz / .pth); None = no quantized output unless downloaded
+    resampler: str = "reference"  # "reference" (matches the reference's resampy) or "fast" (polyphase)
     allow_download: bool = False  # fetch the official files when no weights are given and none are cached
     max_batch_examples: int = 64  # examples per model batch: VGGish throughput flattens out around here
     max_queue_delay_ms: float = 5.0  # how long the first queued example waits for others to fill the batch
@@ -37,7 +38,9 @@ class ServerConfig:
     max_send_message_mb: float = 64.0
     max_stream_mb: float = 2048.0  # encoded bytes one EmbedStream may send (spooled to a temporary file)
     workers: int = 8  # gRPC handler threads: decoding and feature extraction run on these
-    max_concurrent_rpcs: int = 64  # beyond this gRPC answers RESOURCE_EXHAUSTED instead of queuing unboundedly
+    max_concurrent_rpcs: int = (
+        64  # beyond this gRPC answers RESOURCE_EXHAUSTED instead of queuing unboundedly
+    )
     grace_seconds: float = 10.0  # on SIGTERM/SIGINT, how long in-flight requests get to finish
     metrics_port: int | None = None  # Prometheus text format on http://host:port/metrics; None = off
     metrics_host: str | None = None  # defaults to `host`
@@ -50,7 +53,13 @@ class ServerConfig:
         _check_port("port", self.port)
         if self.metrics_port is not None:
             _check_port("metrics_port", self.metrics_port)
-        for name in ("max_batch_examples", "max_queue_examples", "max_batch_items", "workers", "max_concurrent_rpcs"):
+        for name in (
+            "max_batch_examples",
+            "max_queue_examples",
+            "max_batch_items",
+            "workers",
+            "max_concurrent_rpcs",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InvalidOptionError(f"{name} must be a positive integer, got {value!r}")
@@ -76,6 +85,8 @@ class ServerConfig:
                 raise InvalidOptionError(f"{name} file does not exist: {path!r}")
         if self.token is not None and not self.token.strip():
             raise InvalidOptionError("token must not be empty or blank")
+        if self.resampler not in ("reference", "fast"):
+            raise InvalidOptionError(f"resampler must be 'reference' or 'fast', got {self.resampler!r}")
         if self.log_format not in ("kv", "json"):
             raise InvalidOptionError(f"log_format must be 'kv' or 'json', got {self.log_format!r}")
 

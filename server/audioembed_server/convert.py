@@ -49,7 +49,9 @@ class RequestOptions:
     def from_proto(cls, options: pb.EmbedOptions, *, pca_loaded: bool) -> RequestOptions:
         """Validate ``options``; quantized output without PCA parameters is an :class:`InvalidOptionError`."""
         if options.output not in OUTPUTS:
-            raise InvalidOptionError(f"unknown output kind {options.output!r}; expected one of {sorted(OUTPUTS)}")
+            raise InvalidOptionError(
+                f"unknown output kind {options.output!r}; expected one of {sorted(OUTPUTS)}"
+            )
         output = OUTPUTS[options.output]
         if output == "quantized" and not pca_loaded:
             raise InvalidOptionError(
@@ -70,10 +72,11 @@ class RequestOptions:
 
 
 def pcm_format(fmt: pb.PcmFormat) -> tuple[str, int, int]:
-    """``(encoding, sample_rate, channels)`` of a PCM format; rate and channels are checked by the front-end."""
+    """``(encoding, sample_rate, channels)`` of a PCM format; the front-end checks rate and channels."""
     if fmt.encoding not in PCM_ENCODINGS:
         raise InvalidOptionError(
-            f"PCM encoding must be PCM_ENCODING_S16LE or PCM_ENCODING_F32LE, got {pb.PcmEncoding.Name(fmt.encoding)}"
+            "PCM encoding must be PCM_ENCODING_S16LE or PCM_ENCODING_F32LE, "
+            f"got {pb.PcmEncoding.Name(fmt.encoding)}"
             if fmt.encoding in pb.PcmEncoding.values()
             else f"unknown PCM encoding {fmt.encoding!r}"
         )

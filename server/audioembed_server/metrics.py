@@ -56,7 +56,11 @@ class Gauge:
         self.read = lambda: 0.0
 
     def render(self) -> list[str]:
-        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} gauge", f"{self.name} {self.read():g}"]
+        return [
+            f"# HELP {self.name} {self.help}",
+            f"# TYPE {self.name} gauge",
+            f"{self.name} {self.read():g}",
+        ]
 
 
 class Histogram:
@@ -106,13 +110,17 @@ class ServerMetrics:
             "audioembed_requests_total", "RPCs finished, by method and status code", ("method", "code")
         )
         self.examples = Counter("audioembed_examples_total", "examples (0.96 s windows) embedded")
-        self.audio_seconds = Counter("audioembed_audio_seconds_total", "seconds of audio received and embedded")
+        self.audio_seconds = Counter(
+            "audioembed_audio_seconds_total", "seconds of audio received and embedded"
+        )
         self.batches = Counter("audioembed_batches_total", "model batches run")
         self.batch_size = Histogram("audioembed_batch_size", "examples per model batch", BATCH_SIZE_BUCKETS)
         self.queue_seconds = Histogram(
             "audioembed_queue_seconds", "time a request waited for its first batch", SECONDS_BUCKETS
         )
-        self.compute_seconds = Histogram("audioembed_compute_seconds", "model time per batch", SECONDS_BUCKETS)
+        self.compute_seconds = Histogram(
+            "audioembed_compute_seconds", "model time per batch", SECONDS_BUCKETS
+        )
         self.request_seconds = Histogram(
             "audioembed_request_seconds", "RPC latency as seen by the server", SECONDS_BUCKETS
         )
@@ -161,7 +169,9 @@ class MetricsServer:
         self._httpd = ThreadingHTTPServer((host, port), Handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="audioembed-metrics", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name="audioembed-metrics", daemon=True
+        )
         self._thread.start()
 
     def close(self) -> None:

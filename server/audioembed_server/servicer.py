@@ -7,13 +7,14 @@ one batch. Handlers raise; :func:`~audioembed_server.status.rpc` maps exceptions
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import CancelledError
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import grpc
 import numpy as np
@@ -36,8 +37,11 @@ from audioembed_server.status import (
     status_for,
 )
 
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["EmbeddingService"].full_name  # "audioembed.v1.EmbeddingService"
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name[
+    "EmbeddingService"
+].full_name  # "audioembed.v1.EmbeddingService"
 MIN_REMAINING_SECONDS = 0.005  # less time than this left on the caller's deadline: refuse before queuing
+SPOOL_MEMORY_BYTES = 8 * 1024 * 1024  # an encoded stream is kept in memory up to this, then on disk
 STREAM_DECODE_BLOCK_SECONDS = 10.0  # an encoded stream is decoded in blocks of this much audio
 
 
@@ -66,7 +70,9 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
         if engine is None:
             if self.load_error is not None:
                 raise ModelNotReadyError(f"the model failed to load: {self.load_error}")
-            raise ModelNotReadyError("the model is still loading; retry shortly (health check says when ready)")
+            raise ModelNotReadyError(
+                "the model is still loading; retry shortly (health check says when ready)"
+            )
         return engine
 
     @staticmethod
@@ -81,18 +87,22 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
 
     def _empty(self, engine: Engine) -> tuple[np.ndarray, np.ndarray | None]:
         width = self._dimension(engine)
-        return np.zeros((0, width), np.float32), (np.zeros((0, width), np.uint8) if engine.pca_loaded else None)
+        return np.zeros((0, width), np.float32), (
+            np.zeros((0, width), np.uint8) if engine.pca_loaded else None
+        )
 
     @staticmethod
     def _dimension(engine: Engine) -> int:
-        return int(getattr(engine.embedder.model_info, "dimension", 128))
+        return int(engine.embedder.model_info.embedding_size)
 
     def _submit(self, engine: Engine, log_mel: np.ndarray, context: grpc.ServicerContext) -> Any:
         """Queue examples for the model (after a last deadline check); None for no examples."""
         if log_mel.shape[0] == 0:
             return None
         deadline = self._deadline(context)
-        return engine.batcher.submit(log_mel, deadline=deadline, is_active=context.is_active)
+        # float32 is what the model computes in: converting here halves what the queue holds.
+        rows = np.asarray(log_mel, dtype=np.float32)  # [n, 96, 64]
+        return engine.batcher.submit(rows, deadline=deadline, is_active=context.is_active)
 
     def _wait(
         self, engine: Engine, future: Any, context: grpc.ServicerContext, stats: CallStats
@@ -121,7 +131,9 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
     # --- handlers ---------------------------------------------------------------------------------
 
     @rpc("Embed")
-    def Embed(self, request: pb.EmbedRequest, context: grpc.ServicerContext, stats: CallStats) -> pb.EmbedResponse:
+    def Embed(  # noqa: N802 - gRPC's method name
+        self, request: pb.EmbedRequest, context: grpc.ServicerContext, stats: CallStats
+    ) -> pb.EmbedResponse:
         engine = self._engine()
         options = RequestOptions.from_proto(request.options, pca_loaded=engine.pca_loaded)
         self._deadline(context)
@@ -133,7 +145,7 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
         return pb.EmbedResponse(result=result_to_proto(result, output=options.output))
 
     @rpc("EmbedBatch")
-    def EmbedBatch(
+    def EmbedBatch(  # noqa: N802 - gRPC's method name
         self, request: pb.EmbedBatchRequest, context: grpc.ServicerContext, stats: CallStats
     ) -> pb.EmbedBatchResponse:
         engine = self._engine()
@@ -175,8 +187,11 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
         return response
 
     @rpc("EmbedStream")
-    def EmbedStream(
-        self, request_iterator: Iterator[pb.EmbedStreamRequest], context: grpc.ServicerContext, stats: CallStats
+    def EmbedStream(  # noqa: N802 - gRPC's method name
+        self,
+        request_iterator: Iterator[pb.EmbedStreamRequest],
+        context: grpc.ServicerContext,
+        stats: CallStats,
     ) -> Iterator[pb.EmbedStreamResponse]:
         engine = self._engine()
         first = next(request_iterator, None)
@@ -184,83 +199,81 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
             raise InvalidOptionError("the first EmbedStream message must carry `config` (format and options)")
         config = first.config
         options = RequestOptions.from_proto(config.options, pca_loaded=engine.pca_loaded)
-        hop = options.hop_seconds if options.hop_seconds is not None else audio.EXAMPLE_HOP_SECONDS
-        short_clip = options.short_clip or "pad"
-        if config.WhichOneof("format") == "pcm":
-            blocks, front = self._pcm_blocks(request_iterator, config.pcm, hop)
-        elif config.WhichOneof("format") == "encoded":
-            blocks, front = self._encoded_blocks(request_iterator, hop)
-        else:
-            raise InvalidOptionError("stream config must set `pcm` (raw PCM chunks) or `encoded` (a file's bytes)")
-        for block in blocks:
-            log_mel, starts = front.push(block)
-            if log_mel.shape[0]:
-                yield self._stream_response(engine, front, log_mel, starts, options, context, stats, final=False)
-        if front.samples_pushed == 0:
-            raise AudioDecodeError("the stream carried no audio samples")
-        log_mel, starts = front.finish(short_clip=short_clip)
-        yield self._stream_response(engine, front, log_mel, starts, options, context, stats, final=True)
+        defaults = engine.embedder.options
+        hop = options.hop_seconds if options.hop_seconds is not None else defaults.hop_seconds
+        short_clip = options.short_clip or defaults.short_clip
+        kind = config.WhichOneof("format")
+        if kind is None:
+            raise InvalidOptionError(
+                "stream config must set `pcm` (raw PCM chunks) or `encoded` (a file's bytes)"
+            )
+        with contextlib.ExitStack() as stack:
+            if kind == "pcm":
+                encoding, rate, channels = pcm_format(config.pcm)
+                front = self._front_end(engine, rate, channels, hop)
+                blocks = self._pcm_blocks(request_iterator, encoding, rate, channels)
+            else:
+                # Containers need seeking to parse: spool the file (disk past 8 MiB), then decode in blocks.
+                spool = stack.enter_context(tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES))
+                self._spool(request_iterator, spool)
+                handle = stack.enter_context(open_audio(spool))
+                front = self._front_end(engine, handle.samplerate, handle.channels, hop)
+                block_frames = max(1, round(STREAM_DECODE_BLOCK_SECONDS * handle.samplerate))
+                blocks = read_blocks(handle, "<stream>", block_frames=block_frames)
+            for block in blocks:
+                log_mel, starts = front.push(block)
+                if log_mel.shape[0]:
+                    yield self._stream_response(engine, front, log_mel, starts, options, context, stats)
+            if front.samples_pushed == 0:
+                raise AudioDecodeError("the stream carried no audio samples")
+            log_mel, starts = front.finish(short_clip=short_clip)
+            yield self._stream_response(engine, front, log_mel, starts, options, context, stats, final=True)
 
     def _pcm_blocks(
-        self, request_iterator: Iterator[pb.EmbedStreamRequest], fmt: pb.PcmFormat, hop: float
-    ) -> tuple[Iterator[np.ndarray], audio.StreamingFrontEnd]:
-        encoding, rate, channels = pcm_format(fmt)
-        front = audio.StreamingFrontEnd(rate, num_channels=channels, hop_seconds=hop)
+        self, request_iterator: Iterator[pb.EmbedStreamRequest], encoding: str, rate: int, channels: int
+    ) -> Iterator[np.ndarray]:
+        """Decode PCM chunks as they arrive; a frame split across two chunks waits for its second half."""
         frame_bytes = (2 if encoding == "s16le" else 4) * channels
+        carry = b""
+        for message in request_iterator:
+            data = carry + self._chunk(message)
+            usable = len(data) - len(data) % frame_bytes
+            carry = data[usable:]
+            if usable:
+                yield audio.decode_pcm(data[:usable], encoding=encoding, sample_rate=rate, channels=channels)
+        if carry:
+            raise AudioDecodeError(
+                f"the stream ended inside a frame: {len(carry)} bytes left over; frames have {frame_bytes}"
+            )
 
-        def blocks() -> Iterator[np.ndarray]:
-            carry = b""  # a frame split across two chunks waits for its second half
-            for message in request_iterator:
-                data = carry + self._chunk(message)
-                usable = len(data) - len(data) % frame_bytes
-                carry = data[usable:]
-                if usable:
-                    yield audio.decode_pcm(data[:usable], encoding=encoding, sample_rate=rate, channels=channels)
-            if carry:
-                raise AudioDecodeError(
-                    f"the stream ended inside a frame: {len(carry)} trailing bytes of {frame_bytes}-byte frames"
-                )
-
-        return blocks(), front
-
-    def _encoded_blocks(
-        self, request_iterator: Iterator[pb.EmbedStreamRequest], hop: float
-    ) -> tuple[Iterator[np.ndarray], audio.StreamingFrontEnd]:
-        # Containers need seeking to parse, so the file is spooled (to disk past 8 MiB), then decoded in blocks.
-        spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+    def _spool(self, request_iterator: Iterator[pb.EmbedStreamRequest], spool: IO[bytes]) -> None:
+        """Write an encoded stream's chunks to ``spool`` (bounded by ``max_stream_mb``) and rewind it."""
+        limit = self.config.max_stream_bytes
         received = 0
         for message in request_iterator:
             chunk = self._chunk(message)
             received += len(chunk)
-            if received > self.config.max_stream_bytes:
-                spool.close()
+            if received > limit:
                 raise PayloadTooLargeError(
-                    f"stream exceeded the server's limit of {self.config.max_stream_bytes} bytes "
-                    f"(max_stream_mb={self.config.max_stream_mb:g})"
+                    f"stream exceeded the server's limit of {limit} bytes (max_stream_mb="
+                    f"{self.config.max_stream_mb:g}); split the recording"
                 )
             spool.write(chunk)
-        spool.seek(0)
         if received == 0:
-            spool.close()
             raise AudioDecodeError("the stream carried no audio data (0 bytes)")
-        opened = open_audio(spool)
-        handle = opened.__enter__()
-        front = audio.StreamingFrontEnd(handle.samplerate, num_channels=handle.channels, hop_seconds=hop)
-        block_frames = max(1, round(STREAM_DECODE_BLOCK_SECONDS * handle.samplerate))
+        spool.seek(0)
 
-        def blocks() -> Iterator[np.ndarray]:
-            try:
-                yield from read_blocks(handle, "<stream>", block_frames=block_frames)
-            finally:
-                opened.__exit__(None, None, None)
-                spool.close()
-
-        return blocks(), front
+    @staticmethod
+    def _front_end(engine: Engine, rate: int, channels: int, hop: float) -> audio.StreamingFrontEnd:
+        resampler = engine.embedder.options.resampler
+        return audio.StreamingFrontEnd(rate, num_channels=channels, hop_seconds=hop, resampler=resampler)
 
     @staticmethod
     def _chunk(message: pb.EmbedStreamRequest) -> bytes:
         if message.WhichOneof("payload") != "chunk":
-            raise InvalidOptionError("only the first EmbedStream message may carry `config`; later ones carry `chunk`")
+            raise InvalidOptionError(
+                "only the first EmbedStream message may carry `config`; the rest carry `chunk`"
+            )
         return message.chunk
 
     def _stream_response(
@@ -273,7 +286,7 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
         context: grpc.ServicerContext,
         stats: CallStats,
         *,
-        final: bool,
+        final: bool = False,
     ) -> pb.EmbedStreamResponse:
         future = self._submit(engine, log_mel, context)
         raw, quantized = self._wait(engine, future, context, stats)
@@ -293,7 +306,7 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
         return pb.EmbedStreamResponse(result=result_to_proto(result, output=options.output), final=final)
 
     @rpc("GetModelInfo")
-    def GetModelInfo(
+    def GetModelInfo(  # noqa: N802 - gRPC's method name
         self, request: pb.GetModelInfoRequest, context: grpc.ServicerContext, stats: CallStats
     ) -> pb.ModelInfo:
         engine = self._engine()
@@ -303,10 +316,12 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
             sample_rate=int(info.sample_rate),
             window_seconds=float(info.window_seconds),
             hop_seconds=float(info.hop_seconds),
-            dimension=int(info.dimension),
+            dimension=int(info.embedding_size),
             pca_loaded=bool(info.pca_loaded),
             weights=pb.WeightsProvenance(
-                sha256=str(info.weights_sha256), source=str(info.weights_source), synthetic=bool(info.synthetic)
+                sha256=str(info.weights_sha256),
+                source=str(info.weights_source),
+                synthetic=bool(info.synthetic),
             ),
             limits=pb.ServerLimits(
                 max_batch_examples=c.max_batch_examples,

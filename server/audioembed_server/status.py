@@ -52,7 +52,7 @@ class Mapped:
 
 
 def status_for(error: BaseException) -> Mapped:
-    """Map an exception to the status the caller sees; unexpected ones are logged with a traceback and an id."""
+    """Map an exception to the caller's status; unexpected ones are logged with a traceback and an id."""
     if isinstance(error, InvalidInputError):
         return Mapped(grpc.StatusCode.INVALID_ARGUMENT, str(error))
     if isinstance(error, QueueFullError):
@@ -76,7 +76,9 @@ def status_for(error: BaseException) -> Mapped:
         error_id=error_id,
         error=repr(error),
     )
-    return Mapped(grpc.StatusCode.INTERNAL, f"internal error {error_id}: the server log has the details", (), error_id)
+    return Mapped(
+        grpc.StatusCode.INTERNAL, f"internal error {error_id}: the server log has the details", (), error_id
+    )
 
 
 @dataclass
@@ -90,7 +92,9 @@ class CallStats:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def add_outcome(self, queue_seconds: float, compute_seconds: float) -> None:
-        self.queue_seconds = queue_seconds if self.queue_seconds is None else max(self.queue_seconds, queue_seconds)
+        self.queue_seconds = (
+            queue_seconds if self.queue_seconds is None else max(self.queue_seconds, queue_seconds)
+        )
         self.compute_seconds += compute_seconds
 
 
