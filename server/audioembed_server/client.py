@@ -376,12 +376,14 @@ def concatenate_results(parts: list[Any]) -> Any:
     if not parts:
         raise ValueError("no results to concatenate: the stream returned nothing")
     last = parts[-1]
-    quantized = None
-    if all(p.quantized is not None for p in parts):
-        quantized = np.concatenate([p.quantized for p in parts])
+
+    def joined(name: str) -> np.ndarray | None:
+        matrices = [getattr(p, name) for p in parts]
+        return None if any(m is None for m in matrices) else np.concatenate(matrices)  # [sum N_i, 128]
+
     return EmbeddingResult(
-        embeddings=np.concatenate([p.embeddings for p in parts]),
-        quantized=quantized,
+        embeddings=joined("embeddings"),
+        quantized=joined("quantized"),
         timestamps=np.concatenate([p.timestamps for p in parts]),
         window_seconds=last.window_seconds,
         hop_seconds=last.hop_seconds,

@@ -124,8 +124,8 @@ def result_to_proto(result: Any, *, output: str) -> pb.EmbeddingResult:
     return message
 
 
-def matrices_from_proto(message: pb.EmbeddingResult) -> tuple[np.ndarray, np.ndarray | None]:
-    """Unpack ``(embeddings float32 [N, D], quantized uint8 [N, D] or None)``; a missing raw output is empty.
+def matrices_from_proto(message: pb.EmbeddingResult) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Unpack ``(embeddings float32 [N, D] or None, quantized uint8 [N, D] or None)``; None = not sent.
 
     Raises
     ------
@@ -136,7 +136,7 @@ def matrices_from_proto(message: pb.EmbeddingResult) -> tuple[np.ndarray, np.nda
     raw = np.frombuffer(message.raw, dtype=EMBEDDING_DTYPE)
     if message.has_raw and raw.size != n * d:
         raise ValueError(f"raw embeddings hold {raw.size} floats, expected {n} x {d}")
-    embeddings = raw.astype(np.float32).reshape(n, d) if message.has_raw else np.zeros((0, d), np.float32)
+    embeddings = raw.astype(np.float32).reshape(n, d) if message.has_raw else None  # [N, D], a writable copy
     quantized = None
     if message.has_quantized:
         q = np.frombuffer(message.quantized, dtype=QUANTIZED_DTYPE)
