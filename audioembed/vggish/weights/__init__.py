@@ -1,0 +1,28 @@
+"""VGGish weights: readers for every published format, the native format, synthesis, download, cache.
+
+Every reader returns tensors keyed by their TF checkpoint name in TF layouts (``params.VARIABLES``),
+the canonical form the model loads. Formats are detected from a file's bytes, never its name.
+"""
+
+from audioembed.vggish.weights.detect import FORMATS, detect_format
+from audioembed.vggish.weights.files import WeightsFile, file_sha256, read_weights
+from audioembed.vggish.weights.native import read_native, write_native
+from audioembed.vggish.weights.pca import read_pca_npz
+from audioembed.vggish.weights.synthetic import synthesize_pca, synthesize_weights
+from audioembed.vggish.weights.tf_checkpoint import read_tf_checkpoint
+from audioembed.vggish.weights.torch_pickle import read_torch_file
+
+__all__ = [
+    "FORMATS",
+    "WeightsFile",
+    "detect_format",
+    "file_sha256",
+    "read_native",
+    "read_pca_npz",
+    "read_tf_checkpoint",
+    "read_torch_file",
+    "read_weights",
+    "synthesize_pca",
+    "synthesize_weights",
+    "write_native",
+]
