@@ -12,7 +12,7 @@ from audioembed.errors import WeightsFormatError, WeightsNotFoundError
 from audioembed.vggish.weights import tf_checkpoint, torch_pickle
 
 NATIVE = "native"  # safetensors written by audioembed (or anything safetensors-shaped)
-TF_V1 = "tf-v1"  # TensorFlow V1 checkpoint (vggish_model.ckpt)
+TF_V1 = "tf-checkpoint"  # TensorFlow V1 checkpoint (vggish_model.ckpt)
 TORCH_LEGACY = "torch-legacy"  # torch.save(..., _use_new_zipfile_serialization=False)
 TORCH_ZIP = "torch-zip"  # torch.save default since PyTorch 1.6
 NPZ = "npz"  # numpy.savez (vggish_pca_params.npz)

@@ -41,8 +41,8 @@ class WeightsFile:
 
     path: Path
     format: str
-    tensors: Mapping[str, np.ndarray]
-    pca: Mapping[str, np.ndarray] | None
+    tensors: dict[str, np.ndarray]
+    pca: dict[str, np.ndarray] | None
     metadata: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -54,6 +54,10 @@ class WeightsFile:
     def has_model(self) -> bool:
         """Whether the file holds the model tensors (a PCA-only file does not)."""
         return bool(self.tensors)
+
+    def release_tensors(self) -> None:
+        """Drop the model tensors (a loaded model holds its own), keeping format, metadata and sha256."""
+        self.tensors.clear()
 
     @cached_property
     def sha256(self) -> str:
@@ -95,8 +99,8 @@ def read_weights(path: str | PathLike[str]) -> WeightsFile:
     """
     path = Path(path)
     kind = detect.detect_format(path)
-    tensors: Mapping[str, np.ndarray] = {}
-    pca_params: Mapping[str, np.ndarray] | None = None
+    tensors: dict[str, np.ndarray] = {}
+    pca_params: dict[str, np.ndarray] | None = None
     metadata: dict[str, str] = {"source_format": kind}
     if kind == detect.NATIVE:
         tensors, pca_params, metadata = native.read_native(path)
