@@ -54,25 +54,36 @@ def field_varint(field: int, value: int) -> bytes:
 # --- TensorFlow V1 checkpoint ----------------------------------------------------------------------
 
 
-def _tensor_values(array: np.ndarray) -> bytes:
+def _payload(array: np.ndarray) -> list[bytes | memoryview]:
+    """The TensorProto of ``array`` as buffers: float payloads are views of the array, not copies."""
     dtype_name = array.dtype.name
     _, value_field = TF_DTYPES[dtype_name]
     if dtype_name in ("float32", "float64"):
-        payload = array.astype(array.dtype.newbyteorder("<")).tobytes()
+        data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+        payload: bytes | memoryview = memoryview(data.reshape(-1)).cast("B")
     else:
         payload = b"".join(varint(int(v)) for v in array.ravel())
-    return field_bytes(value_field, payload)
+    return [varint(value_field << 3 | 2) + varint(len(payload)), payload]
 
 
-def _header_record(tensors: dict[str, np.ndarray]) -> bytes:
+def tensor_proto(array: np.ndarray) -> bytes:
+    """The ``TensorProto`` of ``array`` with the values in its ``*_val`` field (packed)."""
+    return b"".join(bytes(part) for part in _payload(array))
+
+
+def _length_delimited(field: int, parts: list[bytes | memoryview]) -> list[bytes | memoryview]:
+    return [varint(field << 3 | 2) + varint(sum(len(p) for p in parts)), *parts]
+
+
+def _header_record(declared: dict[str, tuple[int, tuple[int, ...]]]) -> bytes:
     metas = b""
-    for name, array in sorted(tensors.items()):
-        shape = b"".join(field_bytes(2, field_varint(1, dim)) for dim in array.shape)
-        full_slice = b"".join(field_bytes(1, b"") for _ in array.shape)
+    for name, (dtype_enum, dims) in sorted(declared.items()):
+        shape = b"".join(field_bytes(2, field_varint(1, dim)) for dim in dims)
+        full_slice = b"".join(field_bytes(1, b"") for _ in dims)
         meta = (
             field_bytes(1, name.encode())
             + field_bytes(2, shape)
-            + field_varint(3, TF_DTYPES[array.dtype.name][0])
+            + field_varint(3, dtype_enum)
             + field_bytes(4, full_slice)
         )
         metas += field_bytes(1, meta)
@@ -80,69 +91,96 @@ def _header_record(tensors: dict[str, np.ndarray]) -> bytes:
     return field_bytes(1, metas + versions)
 
 
-def _slice_record(name: str, array: np.ndarray) -> bytes:
-    full_slice = b"".join(field_bytes(1, b"") for _ in array.shape)
-    saved = field_bytes(1, name.encode()) + field_bytes(2, full_slice) + field_bytes(3, _tensor_values(array))
+def slice_record(name: str, slice_proto: bytes, tensor_proto: bytes) -> bytes:
+    """A ``SavedTensorSlices`` record holding one ``SavedSlice``."""
+    saved = field_bytes(1, name.encode()) + field_bytes(2, slice_proto) + field_bytes(3, tensor_proto)
     return field_bytes(2, saved)
+
+
+def full_slice(rank: int) -> bytes:
+    """A ``TensorSliceProto`` covering a whole tensor: one empty Extent per dimension."""
+    return b"".join(field_bytes(1, b"") for _ in range(rank))
 
 
 class _BlockBuilder:
     def __init__(self, restart_interval: int = 16) -> None:
-        self.parts: list[bytes] = []
+        self.parts: list[bytes | memoryview] = []
         self.size = 0
         self.restarts = [0]
         self.count = 0
         self.last_key = b""
         self.restart_interval = restart_interval
 
-    def add(self, key: bytes, value: bytes) -> None:
+    def add(self, key: bytes, value: list[bytes | memoryview]) -> None:
         shared = 0
         if self.count % self.restart_interval == 0 and self.count:
             self.restarts.append(self.size)
         elif self.count:
             while shared < min(len(key), len(self.last_key)) and key[shared] == self.last_key[shared]:
                 shared += 1
-        entry = varint(shared) + varint(len(key) - shared) + varint(len(value)) + key[shared:]
-        self.parts += [entry, value]
-        self.size += len(entry) + len(value)
+        value_length = sum(len(part) for part in value)
+        entry = varint(shared) + varint(len(key) - shared) + varint(value_length) + key[shared:]
+        self.parts += [entry, *value]
+        self.size += len(entry) + value_length
         self.count += 1
         self.last_key = key
 
-    def finish(self) -> bytes:
+    def finish(self) -> list[bytes | memoryview]:
         tail = b"".join(struct.pack("<I", r) for r in self.restarts) + struct.pack("<I", len(self.restarts))
-        return b"".join(self.parts) + tail
+        return [*self.parts, tail]
 
 
 def write_tf_v1(
-    path: Path, tensors: dict[str, np.ndarray], *, block_size: int = 262_144, extra_header: bytes = b""
+    path: Path,
+    tensors: dict[str, np.ndarray],
+    *,
+    block_size: int = 262_144,
+    raw: dict[str, tuple[int, tuple[int, ...], bytes]] | None = None,
+    header: bytes | None = None,
 ) -> Path:
-    """Write ``tensors`` as a TensorFlow V1 checkpoint table (keys: the names, not OrderedCode)."""
+    """Write ``tensors`` as a TensorFlow V1 checkpoint table (keys: the names, not OrderedCode).
+
+    ``raw`` adds records written verbatim: name -> (DataType enum, declared shape, record value), to
+    exercise encodings and errors. ``header`` replaces the metadata record's value.
+    """
+    raw = raw or {}
+    declared = {name: (TF_DTYPES[a.dtype.name][0], a.shape) for name, a in tensors.items()}
+    declared.update({name: (dtype_enum, dims) for name, (dtype_enum, dims, _) in raw.items()})
+    values: dict[str, list[bytes | memoryview]] = {}
+    for name, array in tensors.items():
+        saved = [field_bytes(1, name.encode()) + field_bytes(2, full_slice(array.ndim))]
+        saved += _length_delimited(3, _payload(array))
+        values[name] = _length_delimited(2, saved)  # SavedTensorSlices.data, without copying the values
+    values.update({name: [record] for name, (_, _, record) in raw.items()})
     offset = 0
     index = _BlockBuilder(restart_interval=1)
     with open(path, "wb") as file:
 
-        def emit(block: bytes) -> tuple[int, int]:
+        def emit(block: list[bytes | memoryview]) -> tuple[int, int]:
             nonlocal offset
-            kind = b"\x00"
-            crc = crc32c.mask(crc32c.crc32c(kind, crc32c.crc32c(block)))
-            file.write(block)
-            file.write(kind + struct.pack("<I", crc))
-            handle = (offset, len(block))
-            offset += len(block) + 5
+            crc = 0
+            for part in block:
+                file.write(part)
+                crc = crc32c.crc32c(part, crc)
+            kind = b"\x00"  # no compression
+            file.write(kind + struct.pack("<I", crc32c.mask(crc32c.crc32c(kind, crc))))
+            size = sum(len(part) for part in block)
+            handle = (offset, size)
+            offset += size + 5
             return handle
 
         block = _BlockBuilder()
-        records = [(b"", extra_header + _header_record(tensors))]
-        records += [(name.encode(), _slice_record(name, tensors[name])) for name in sorted(tensors)]
+        records = [(b"", [_header_record(declared) if header is None else header])]
+        records += [(name.encode(), values[name]) for name in sorted(values)]
         for key, value in records:
             block.add(key, value)
             if block.size >= block_size:
                 handle = emit(block.finish())
-                index.add(block.last_key, varint(handle[0]) + varint(handle[1]))
+                index.add(block.last_key, [varint(handle[0]) + varint(handle[1])])
                 block = _BlockBuilder()
         if block.count:
             handle = emit(block.finish())
-            index.add(block.last_key + b"\xff", varint(handle[0]) + varint(handle[1]))
+            index.add(block.last_key + b"\xff", [varint(handle[0]) + varint(handle[1])])
         metaindex_handle = emit(_BlockBuilder().finish())
         index_handle = emit(index.finish())
         handles = b"".join(varint(v) for v in (*metaindex_handle, *index_handle))
@@ -153,6 +191,7 @@ def write_tf_v1(
 # --- torch.save, legacy and zip --------------------------------------------------------------------
 
 _STORAGE_NAMES = {"float32": "FloatStorage", "float64": "DoubleStorage", "int64": "LongStorage"}
+_ALL_STORAGES = ("FloatStorage", "DoubleStorage", "LongStorage", "BFloat16Storage", "HalfStorage")
 
 
 @contextlib.contextmanager
@@ -162,7 +201,7 @@ def _fake_torch() -> Iterator[dict[str, type]]:
     torch = types.ModuleType("torch")
     utils = types.ModuleType("torch._utils")
     classes = {}
-    for name in _STORAGE_NAMES.values():
+    for name in _ALL_STORAGES:
         cls = type(name, (), {"__module__": "torch", "__qualname__": name})
         setattr(torch, name, cls)
         classes[name] = cls
@@ -186,9 +225,12 @@ def _fake_torch() -> Iterator[dict[str, type]]:
 
 
 class FakeStorage:
-    def __init__(self, key: str, data: np.ndarray) -> None:
+    """Raw storage bytes; ``storage_name`` overrides the torch class (e.g. BFloat16Storage of uint16)."""
+
+    def __init__(self, key: str, data: np.ndarray, storage_name: str | None = None) -> None:
         self.key = key
         self.data = np.ascontiguousarray(data).ravel()
+        self.storage_name = storage_name or _STORAGE_NAMES[self.data.dtype.name]
 
 
 class FakeTensor:
@@ -216,13 +258,13 @@ def tensors_from_arrays(arrays: dict[str, np.ndarray]) -> collections.OrderedDic
 
 def _storages(obj) -> dict[str, FakeStorage]:
     found = {}
-    for value in obj.values():
+    for value in obj.values() if isinstance(obj, dict) else []:
         if isinstance(value, FakeTensor):
             found[value.storage.key] = value.storage
     return found
 
 
-def write_torch_legacy(path: Path, obj: dict) -> Path:
+def write_torch_legacy(path: Path, obj: dict, *, sys_info: dict | None = None) -> Path:
     """``torch.save(obj, path, _use_new_zipfile_serialization=False)`` for FakeTensors / arrays."""
     with _fake_torch() as fake, open(path, "wb") as file:
         FakeTensor.rebuild = fake["rebuild"]
@@ -230,13 +272,14 @@ def write_torch_legacy(path: Path, obj: dict) -> Path:
         class _Pickler(pickle.Pickler):
             def persistent_id(self, value):
                 if isinstance(value, FakeStorage):
-                    cls = fake["classes"][_STORAGE_NAMES[value.data.dtype.name]]
+                    cls = fake["classes"][value.storage_name]
                     return ("storage", cls, value.key, "cpu", value.data.size, None)
                 return None
 
         pickle.dump(0x1950A86A20F9469CFC6C, file, protocol=2)
         pickle.dump(1001, file, protocol=2)
-        sys_info = {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4}}
+        if sys_info is None:
+            sys_info = {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4}}
         pickle.dump(sys_info, file, protocol=2)
         _Pickler(file, protocol=2).dump(obj)
         storages = _storages(obj)
@@ -257,7 +300,7 @@ def write_torch_zip(path: Path, obj: dict, *, folder: str = "archive") -> Path:
         class _Pickler(pickle.Pickler):
             def persistent_id(self, value):
                 if isinstance(value, FakeStorage):
-                    cls = fake["classes"][_STORAGE_NAMES[value.data.dtype.name]]
+                    cls = fake["classes"][value.storage_name]
                     return ("storage", cls, value.key, "cpu", value.data.size)
                 return None
 
