@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import codecs
 import collections
+import contextlib
 import io
 import mmap
 import pickle
 import struct
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -237,7 +238,7 @@ def _read_legacy(path: Path) -> Any:
         raise WeightsFormatError(f"{source}: storage key list is {type(keys).__name__}, not a list of str")
 
     arrays: dict[str, np.ndarray] = {}
-    with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapping:
+    with open(path, "rb") as file, _mapped(file) as mapping:
         pos = data_start
         for key in keys:
             ref = storages.get(key)
@@ -260,6 +261,17 @@ def _read_legacy(path: Path) -> Any:
     return _resolve(obj, arrays, source)
 
 
+@contextlib.contextmanager
+def _mapped(file: io.BufferedReader) -> Iterator[mmap.mmap]:
+    """Map a file read-only; closing tolerates views still held by a traceback (the GC unmaps later)."""
+    mapping = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        yield mapping
+    finally:
+        with contextlib.suppress(BufferError):
+            mapping.close()
+
+
 def _restricted_load(file: io.BufferedReader, source: str) -> Any:
     return RestrictedUnpickler(file, source=source).load()
 
@@ -273,7 +285,7 @@ def _read_zip(path: Path) -> Any:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile as error:
         raise WeightsFormatError(f"{source}: corrupted zip container: {error}") from error
-    with archive, open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapping:
+    with archive, open(path, "rb") as file, _mapped(file) as mapping:
         names = archive.namelist()
         prefix = names[0].split("/", 1)[0] if names and "/" in names[0] else ""
         if f"{prefix}/data.pkl" not in names:
@@ -292,13 +304,18 @@ def _read_zip(path: Path) -> Any:
             ref = _storage_ref(kind, key, numel, source)
             if ref.key not in arrays:
                 member = f"{prefix}/data/{ref.key}"
-                raw = _member_bytes(archive, mapping, member, source)
                 dtype = ref.kind.dtype.newbyteorder("<" if byteorder == "little" else ">")
-                if len(raw) != ref.numel * dtype.itemsize:
+                start, size = _member_span(archive, member, len(mapping), source)
+                if size != ref.numel * dtype.itemsize:
                     raise WeightsFormatError(
-                        f"{source}: {member} holds {len(raw)} bytes, expected {ref.numel} × {dtype.itemsize}"
+                        f"{source}: {member} holds {size} bytes, expected {ref.numel} × {dtype.itemsize}"
                     )
-                arrays[ref.key] = np.frombuffer(raw, dtype=dtype).astype(ref.kind.dtype)  # copy, native order
+                if start is None:  # a compressed member: inflate it
+                    raw = np.frombuffer(archive.read(member), dtype=dtype)
+                else:  # stored: view the mapped bytes, then one copy in native order
+                    raw = np.frombuffer(mapping, dtype=dtype, count=ref.numel, offset=start)
+                arrays[ref.key] = raw.astype(ref.kind.dtype)
+                del raw  # release the view so the mapping can close
             return ref
 
         try:
@@ -312,23 +329,26 @@ def _read_zip(path: Path) -> Any:
     return _resolve(obj, arrays, source)
 
 
-def _member_bytes(archive: zipfile.ZipFile, mapping: mmap.mmap, member: str, source: str) -> memoryview:
-    """A stored (uncompressed) member's bytes as a view of the mmap; compressed ones are inflated."""
+def _member_span(
+    archive: zipfile.ZipFile, member: str, file_size: int, source: str
+) -> tuple[int | None, int]:
+    """Where a member's bytes sit in the file: ``(offset, size)``, or ``(None, size)`` if compressed."""
     try:
         info = archive.getinfo(member)
     except KeyError:
         raise WeightsFormatError(f"{source}: zip has no member {member}") from None
     if info.compress_type != zipfile.ZIP_STORED:
-        return memoryview(archive.read(member))
+        return None, info.file_size
     # Local header: 30 fixed bytes, then the name and an extra field whose lengths sit at 26 and 28.
-    header = info.header_offset
-    if header + 30 > len(mapping) or mapping[header : header + 4] != ZIP_PREFIX:
+    archive.fp.seek(info.header_offset)
+    header = archive.fp.read(30)
+    if len(header) != 30 or header[:4] != ZIP_PREFIX:
         raise WeightsFormatError(f"{source}: bad local header for {member}")
-    name_length, extra_length = struct.unpack("<HH", mapping[header + 26 : header + 30])
-    start = header + 30 + name_length + extra_length
-    if start + info.file_size > len(mapping):
+    name_length, extra_length = struct.unpack("<HH", header[26:30])
+    start = info.header_offset + 30 + name_length + extra_length
+    if start + info.file_size > file_size:
         raise WeightsFormatError(f"{source}: {member} runs past the end of the file (truncated)")
-    return memoryview(mapping)[start : start + info.file_size]
+    return start, info.file_size
 
 
 # --- shared: storages, tensors, the result ---------------------------------------------------------
