@@ -46,6 +46,15 @@ def test_matches_the_reference_postprocessor(
     assert difference.max() <= 1
 
 
+def test_from_params_equals_loading(pca: dict[str, np.ndarray], golden: dict[str, np.ndarray]) -> None:
+    built = Postprocessor.from_params(pca["pca_eigen_vectors"], pca["pca_means"].reshape(1, 128))
+    assert not built.training
+    loaded = Postprocessor(**pca)
+    np.testing.assert_array_equal(built(golden["embedding"]), loaded(golden["embedding"]))
+    with pytest.raises(ShapeError, match=r"eigenvectors must have shape \(128, 128\), got \(3,\)"):
+        Postprocessor.from_params(np.zeros(3), pca["pca_means"])
+
+
 def test_truncates_and_clips() -> None:
     post = Postprocessor()  # identity projection, zero means
     step = 1 / params.QUANTIZE_SCALE
