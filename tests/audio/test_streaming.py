@@ -152,3 +152,34 @@ def test_iter_file_examples_errors(tmp_path: Path, rng: np.random.Generator) -> 
     data = buffer.getvalue()
     with pytest.raises(AudioDecodeError, match=r"cannot decode audio|truncated"):
         list(audio.iter_file_examples(data[: len(data) * 2 // 3], block_seconds=0.25))
+
+
+@pytest.mark.parametrize(("rate", "max_block"), [(44100, 3000), (44100, 50000), (48000, 777), (8000, 4000)])
+def test_streaming_equals_one_shot_through_the_resampler(
+    rng: np.random.Generator, rate: int, max_block: int
+) -> None:
+    samples = rng.uniform(-0.5, 0.5, (rate * 3 + 123, 2))
+    expected, expected_starts = audio.waveform_to_examples(samples, rate)
+    log_mel, starts, _ = stream(samples, rate, rng, max_block=max_block)
+    assert log_mel.shape == expected.shape == (3, 96, 64)
+    np.testing.assert_allclose(log_mel, expected, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(starts, expected_starts)
+
+
+def test_streaming_fast_resampler_matches_its_one_shot(rng: np.random.Generator) -> None:
+    samples = rng.uniform(-0.5, 0.5, 44100 * 2 + 5)
+    expected, _ = audio.waveform_to_examples(samples, 44100, resampler="fast", hop_seconds=0.5)
+    log_mel, _, _ = stream(samples, 44100, rng, max_block=10000, resampler="fast", hop_seconds=0.5)
+    np.testing.assert_allclose(log_mel, expected, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 100])
+def test_tiny_clips_at_44k1_are_padded(length: int) -> None:
+    samples = np.full(length, 0.25)
+    log_mel, starts = audio.waveform_to_examples(samples, 44100)
+    assert log_mel.shape == (1, 96, 64) and starts.tolist() == [0.0]
+    front = audio.StreamingFrontEnd(44100)
+    front.push(samples)
+    streamed, _ = front.finish()
+    np.testing.assert_allclose(streamed, log_mel, rtol=0, atol=1e-12)
+    assert front.short_clip == "pad"
