@@ -1,4 +1,16 @@
-"""Helpers for the audio tests: fixture paths, reference outputs, signal generators, a naive front-end."""
+"""Helpers for the audio tests: fixture paths, reference outputs, signal generators, a naive front-end.
+
+The files in ``tests/fixtures/reference`` are the project's shared golden set, produced by Google's original
+TensorFlow VGGish code (``vggish_input.wavfile_to_examples``: int16 / 32768, mean over channels, resampy 0.4.3
+``kaiser_best`` to 16 kHz, log-mel, 96-frame examples, hop 96) with numpy 2.4.6, scipy 1.17.1,
+soundfile 0.14.0:
+
+- ``sine1k_16k_3s.wav``: 16 kHz mono PCM_16, 3 s, a full-scale 1 kHz sine;
+- ``speechlike_16k_10s.wav``: 16 kHz mono PCM_16, 10 s, band-limited noise + gliding harmonics;
+- ``stereo_44k1_5s.wav``: 44.1 kHz stereo PCM_16, 5 s, a log chirp (left), tones and a noise burst (right);
+- ``<name>.reference.npz``: ``log_mel`` float64 [N, 96, 64]; the stereo file's also holds ``waveform_16k``
+  float32 [80000], the reference's down-mixed, resampled signal.
+"""
 
 from __future__ import annotations
 
