@@ -235,6 +235,16 @@ def iter_file_examples(
     log_mel : np.ndarray [shape=(k, 96, 64)], float64
         ``k ≥ 1``; concatenated, the blocks equal the one-shot result.
     starts : np.ndarray [shape=(k,)], float64
+
+    Raises
+    ------
+    InvalidOptionError
+        A bad option (checked before anything is read), or an array source.
+    AudioDecodeError
+        The source cannot be opened, or decoding fails part-way; a truncated file is reported after the
+        examples of the part that could be read.
+    InvalidAudioError
+        No samples, or NaN/Inf in a float file.
     """
     if (
         isinstance(block_seconds, bool)
