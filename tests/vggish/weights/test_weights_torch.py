@@ -22,7 +22,6 @@ from audioembed.vggish.weights.torch_port import (
     OIHW_TO_HWIO,
     PORT_TENSORS,
     port_to_tf,
-    tf_to_port,
 )
 
 WRITERS = {"legacy": write_torch_legacy, "zip": write_torch_zip}
@@ -298,7 +297,8 @@ def test_port_tensor_of_the_wrong_shape():
 
 
 @pytest.mark.parametrize("kind", ["torch-legacy", "torch-zip"])
-def test_full_size_port_files_read_as_tf_tensors(  # written via tf_to_port: a round tripfull_files, synthetic_tensors, kind):
+def test_full_size_port_files_read_as_tf_tensors(full_files, synthetic_tensors, kind):
+    # The files were written from tf_to_port's output: this is a round trip through both directions.
     weights = read_weights(full_files[kind])
     assert weights.format == kind
     assert weights.pca is None
