@@ -22,7 +22,6 @@ from audioembed.vggish.weights.torch_port import (
     OIHW_TO_HWIO,
     PORT_TENSORS,
     port_to_tf,
-    tf_to_port,
 )
 
 WRITERS = {"legacy": write_torch_legacy, "zip": write_torch_zip}
@@ -265,17 +264,18 @@ def test_the_mapping_table_covers_every_variable_once():
 
 
 def test_port_layouts_are_transposed_to_tf_layouts():
+    # The small tensors by hand; the full conversion runs on the full-size files below.
     rng = np.random.default_rng(0)
-    tf = {v.tf_name: rng.standard_normal(v.shape).astype(np.float32) for v in params.VARIABLES[:4]}
-    tf.update({v.tf_name: np.zeros(v.shape, np.float32) for v in params.VARIABLES[4:]})
-    port = tf_to_port(tf)
-    assert port["features.0.weight"].shape == (64, 1, 3, 3)  # OIHW
-    assert port["embeddings.0.weight"].shape == (4096, 12288)  # [out, in]
-    # An element by hand: TF conv2 kernel [kh, kw, in, out] == port [out, in, kh, kw].
-    assert port["features.3.weight"][5, 7, 2, 1] == tf["vggish/conv2/weights"][2, 1, 7, 5]
-    back = port_to_tf(port)
-    for name, value in tf.items():
-        np.testing.assert_array_equal(back[name], value)
+    rows = {row.port_key: row for row in PORT_TENSORS}
+    conv_port = rng.standard_normal((128, 64, 3, 3)).astype(np.float32)  # OIHW
+    conv_tf = conv_port.transpose(rows["features.3.weight"].to_tf_axes)
+    assert conv_tf.shape == params.VARIABLES_BY_TF_NAME["vggish/conv2/weights"].shape
+    assert conv_tf[2, 1, 7, 5] == conv_port[5, 7, 2, 1]  # TF [kh, kw, in, out] == port [out, in, kh, kw]
+    dense_port = rng.standard_normal((128, 4096)).astype(np.float32)  # [out, in]
+    dense_tf = dense_port.transpose(rows["embeddings.4.weight"].to_tf_axes)
+    assert dense_tf.shape == (4096, 128) and dense_tf[10, 3] == dense_port[3, 10]
+    assert rows["embeddings.4.bias"].to_tf_axes is None
+    assert rows["features.13.weight"].tf_name == "vggish/conv4/conv4_2/weights"
 
 
 def test_port_state_dict_with_missing_or_extra_keys():
@@ -298,6 +298,7 @@ def test_port_tensor_of_the_wrong_shape():
 
 @pytest.mark.parametrize("kind", ["torch-legacy", "torch-zip"])
 def test_full_size_port_files_read_as_tf_tensors(full_files, synthetic_tensors, kind):
+    # The files were written from tf_to_port's output: this is a round trip through both directions.
     weights = read_weights(full_files[kind])
     assert weights.format == kind
     assert weights.pca is None
