@@ -67,10 +67,12 @@ WORKDIR /home/audioembed
 # and exits 0. Give it a grace period (`docker stop -t`) at least as long as the server's drain timeout.
 STOPSIGNAL SIGTERM
 
-# The probe reads AUDIOEMBED_PORT, so running with another port needs no change here. start-period covers
-# loading the weights; probes that fail during it do not count.
+# Healthy = ready: the embedding service is SERVING once the weights have loaded (the server-wide "" status
+# only says the process is up). The probe reads AUDIOEMBED_PORT, so another port needs no change here.
+# start-period covers loading the weights; probes that fail during it do not count.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["/opt/audioembed/bin/python", "-m", "audioembed_server.healthcheck"]
+    CMD ["/opt/audioembed/bin/python", "-m", "audioembed_server.healthcheck", \
+         "--service", "audioembed.v1.EmbeddingService"]
 
 ENTRYPOINT ["audioembed"]
 CMD ["serve"]

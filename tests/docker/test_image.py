@@ -18,17 +18,22 @@ pytestmark = pytest.mark.slow
 
 STOP_GRACE_SECONDS = 30
 UID = "10001"
+SERVICE = "audioembed.v1.EmbeddingService"  # readiness: SERVING once the model has loaded
 
 
 def _make_synthetic_models(directory: Path) -> list[str]:
-    """Write synthetic weights + PCA parameters with the host's CLI; return the container's settings."""
+    """Write synthetic weights + PCA parameters with the host's CLI; return extra ``docker run`` options.
+
+    The file goes where ``audioembed weights download`` would put it in the image (``$AUDIOEMBED_HOME``
+    = ``/models``), so the container finds it with no setting at all.
+    """
     directory.mkdir(mode=0o755, exist_ok=True)
     completed = run_cli("weights", "synth", "--seed", "0", "--output", str(directory / "vggish.safetensors"))
     assert completed.returncode == 0, completed.stderr
     # pytest's tmp dirs are private to the host user; the container's user (uid 10001) must read them.
     for path in [directory, *directory.iterdir()]:
         path.chmod(0o755 if path.is_dir() else 0o644)
-    return ["-e", "AUDIOEMBED_WEIGHTS=/models/vggish.safetensors"]
+    return []
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +73,7 @@ def test_image_metadata_declares_the_runtime_contract(image):
     assert "50051/tcp" in config["ExposedPorts"]
     assert "/models" in config["Volumes"]
     assert config["StopSignal"] == "SIGTERM"
-    assert config["Healthcheck"]["Test"][-2:] == ["-m", "audioembed_server.healthcheck"]
+    assert config["Healthcheck"]["Test"][-4:] == ["-m", "audioembed_server.healthcheck", "--service", SERVICE]
     env = dict(item.split("=", 1) for item in config["Env"])
     assert env["AUDIOEMBED_HOME"] == "/models"
     assert env["AUDIOEMBED_HOST"] == "0.0.0.0"
@@ -81,7 +86,7 @@ def test_image_holds_no_weights_tests_or_sources(image):
         "import os, audioembed, audioembed_server\n"
         "found = [os.path.join(d, f) for top in ('/opt', '/usr', '/home', '/models', '/srv', '/root')\n"
         "         for d, _, files in os.walk(top) for f in files\n"
-        "         if f.endswith(('.safetensors', '.ckpt', '.pth', '.npz'))]\n"
+        "         if f.endswith(('.safetensors', '.pth')) or f.startswith(('vggish', 'model.ckpt'))]\n"
         "print(sorted(os.listdir('/models')))\n"
         "print(found)\n"
         "print([p for p in ('/src', '/tests') if os.path.exists(p)])\n"
@@ -105,9 +110,9 @@ def test_container_becomes_healthy_through_the_grpc_health_service(server):
     health = container.state()["Health"]
     assert health["Status"] == "healthy"
     assert health["Log"][-1]["ExitCode"] == 0
-    assert health["Log"][-1]["Output"].strip() == f"127.0.0.1:{port} (server): SERVING"
+    assert health["Log"][-1]["Output"].strip() == f"127.0.0.1:{port} {SERVICE}: SERVING"
     # The same service answers from the host, over the host network.
-    assert healthcheck.check(f"127.0.0.1:{port}") == (True, "SERVING")
+    assert healthcheck.check(f"127.0.0.1:{port}", service=SERVICE) == (True, "SERVING")
 
 
 def test_smoke_test_passes_through_grpc_from_the_host(server):
