@@ -102,6 +102,11 @@ def generate() -> list[str]:
     return names
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it (messages stay machine-independent)."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if the committed stubs are stale")
@@ -110,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         stale = stale_files()
         if stale:
             print(
-                f"generate_stubs: stale stubs in {STUBS_DIR.relative_to(ROOT)}: {', '.join(stale)}; "
+                f"generate_stubs: stale stubs in {_shown(STUBS_DIR)}: {', '.join(stale)}; "
                 "run `python scripts/generate_stubs.py`",
                 file=sys.stderr,
             )
@@ -118,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         print("generate_stubs: stubs are up to date")
         return 0
     for name in generate():
-        print(f"wrote {STUBS_DIR.relative_to(ROOT) / name}")
+        print(f"wrote {_shown(STUBS_DIR / name)}")
     return 0
 
 

@@ -30,6 +30,7 @@ from audioembed_server.servicer import SERVICE_NAME, EmbeddingServicer, Engine
 
 EmbedderFactory = Callable[[], Any]
 HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name  # "grpc.health.v1.Health"
+SHUTDOWN_SETTLE_SECONDS = 0.1  # no RPC running for this long = nothing accepted is still waiting
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -193,7 +194,22 @@ class EmbeddingServer:
             self.health.enter_graceful_shutdown()
         log_event("shutdown_started", grace_seconds=grace)
         started = time.perf_counter()
-        self.server.stop(grace).wait()
+        done = self.server.stop(grace)  # refuses new RPCs from now on; in-flight ones continue
+        # Health Watch streams never end by themselves and would hold the full grace period: once no
+        # embedding RPC has been running for a moment (so an accepted call still waiting for a worker
+        # thread has had time to start), cut the grace short: a smaller grace in a second call wins.
+        deadline = time.monotonic() + grace
+        idle_since = None
+        while time.monotonic() < deadline:
+            if self.servicer.in_flight > 0:
+                idle_since = None
+            elif idle_since is None:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since >= SHUTDOWN_SETTLE_SECONDS:
+                break
+            time.sleep(0.01)
+        self.server.stop(0)
+        done.wait()
         engine = self.servicer.engine
         if engine is not None:
             engine.batcher.close(timeout=max(grace, 1.0))

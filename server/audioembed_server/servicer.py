@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import CancelledError
@@ -62,6 +63,19 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
         self.metrics = metrics
         self.engine: Engine | None = None
         self.load_error: BaseException | None = None
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
+
+    @property
+    def in_flight(self) -> int:
+        """Embedding RPCs being handled right now (graceful shutdown waits for them)."""
+        with self._in_flight_lock:
+            return self._in_flight
+
+    def track(self, delta: int) -> None:
+        """Count an RPC in (+1) or out (-1); called by :func:`~audioembed_server.status.rpc`."""
+        with self._in_flight_lock:
+            self._in_flight += delta
 
     # --- shared steps -----------------------------------------------------------------------------
 

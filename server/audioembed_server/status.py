@@ -100,7 +100,10 @@ class CallStats:
 
 def _finish(servicer: Any, method: str, context: grpc.ServicerContext, stats: CallStats, started: float,
             mapped: Mapped | None) -> None:  # fmt: skip
+    servicer.track(-1)
     code = grpc.StatusCode.OK if mapped is None else mapped.code
+    if code == grpc.StatusCode.OK and not context.is_active():
+        code = grpc.StatusCode.CANCELLED  # finished, but nobody was there to receive it
     elapsed = time.perf_counter() - started
     metrics = servicer.metrics
     metrics.requests.inc(1, method, code.name)
@@ -144,6 +147,7 @@ def rpc(method: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
             @functools.wraps(handler)
             def stream_wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
                 started, stats, mapped = time.perf_counter(), CallStats(), None
+                self.track(+1)
                 try:
                     yield from handler(self, request, context, stats)
                 except Exception as error:
@@ -158,6 +162,7 @@ def rpc(method: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         @functools.wraps(handler)
         def unary_wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
             started, stats, mapped = time.perf_counter(), CallStats(), None
+            self.track(+1)
             try:
                 return handler(self, request, context, stats)
             except Exception as error:
