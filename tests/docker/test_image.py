@@ -7,11 +7,15 @@ container of its own for each test that ends one. Skipped only when no Docker en
 from __future__ import annotations
 
 import json
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 from audioembed_server import healthcheck
+from audioembed_server.client import EmbeddingClient
 from docker_harness import LABEL, Container, docker, free_port, run_cli
 
 pytestmark = pytest.mark.slow
@@ -43,7 +47,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     return directory, _make_synthetic_models(directory)
 
 
-def _start_server(run_container, models: tuple[Path, list[str]]) -> tuple[Container, int]:
+def _start_server(run_container, models: tuple[Path, list[str]], *options: str) -> tuple[Container, int]:
     """Start the image's default command with the synthetic models, probed every second; wait for healthy."""
     directory, settings = models
     port = free_port()
@@ -54,6 +58,7 @@ def _start_server(run_container, models: tuple[Path, list[str]]) -> tuple[Contai
         "--volume",
         f"{directory}:/models:ro",
         *settings,
+        *options,
     )
     container.wait_healthy()
     return container, port
@@ -174,3 +179,54 @@ def test_without_weights_or_network_exits_with_the_weights_message(image):
     assert "audioembed serve: error:" in completed.stderr, completed.stderr
     assert "weights download" in completed.stderr, completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def _metric(port: int, name: str) -> float:
+    """One unlabelled value from the server's Prometheus text endpoint (0 while the series is absent)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    values = [line.split()[-1] for line in text.splitlines() if line.startswith(f"{name} ")]
+    return float(values[0]) if values else 0.0
+
+
+def test_sigterm_lets_an_in_flight_request_finish(run_container, models):
+    # Two minutes of audio = 124 examples = 8 model batches of 16: the stop is sent once the first batch
+    # has run, so the call is in flight whatever the machine's speed. The grace period covers the other
+    # seven on a slow, shared machine.
+    metrics_port = free_port()
+    container, port = _start_server(
+        run_container,
+        models,
+        *("--env", "AUDIOEMBED_GRACE_SECONDS=25", "--env", "AUDIOEMBED_MAX_BATCH_EXAMPLES=16"),
+        *("--env", f"AUDIOEMBED_METRICS_PORT={metrics_port}"),
+    )
+    rate = 16000
+    samples = 0.5 * np.sin(2 * np.pi * 440.0 * np.arange(120 * rate) / rate)
+    outcome: dict[str, object] = {}
+
+    def call() -> None:
+        # No retries: a call refused during shutdown must fail here, not be retried into success.
+        with EmbeddingClient(f"127.0.0.1:{port}", timeout=60.0, max_retries=0) as client:
+            try:
+                outcome["result"] = client.embed((samples, rate), output="raw")
+            except Exception as error:  # the assertion below shows it
+                outcome["error"] = error
+            outcome["done"] = time.monotonic()
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    deadline = time.monotonic() + 60
+    while _metric(metrics_port, "audioembed_batches_total") < 1 and worker.is_alive():
+        assert time.monotonic() < deadline, "the request never reached the model"
+        time.sleep(0.02)
+    stop_started = time.monotonic()
+    docker("stop", "--time", str(STOP_GRACE_SECONDS), container.name, timeout=STOP_GRACE_SECONDS + 30)
+    worker.join(timeout=90)
+    logs = container.logs()
+    assert "error" not in outcome, (
+        f"{outcome.get('error')} {outcome['done'] - stop_started:.1f} s after stop\n{logs}"
+    )
+    assert outcome["result"].num_examples == 124  # 11998 frames of 10 ms -> 124 whole 96-frame examples
+    assert stop_started < outcome["done"], "the call ended before the stop: nothing was drained"
+    assert container.state()["ExitCode"] == 0, logs[-4000:]
+    assert "method=Embed code=OK" in logs, logs[-4000:]
