@@ -8,8 +8,9 @@ module is that program: one ``Health.Check`` call with a deadline, exit 0 only o
 
 With no ``--address`` it probes the port the server was configured with through the environment
 (``AUDIOEMBED_PORT``, ``AUDIOEMBED_HOST``), so a container started with another port stays healthy
-without a second setting. It deliberately imports only gRPC, not the model stack, because it runs every
-few seconds for the container's whole life.
+without a second setting. Likewise, when the server serves TLS (``AUDIOEMBED_TLS_CERT``) the probe
+connects with TLS and trusts exactly that certificate. It deliberately imports only gRPC, not the model
+stack, because it runs every few seconds for the container's whole life.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -97,7 +99,14 @@ def default_address(environ: Mapping[str, str]) -> str:
         raise InvalidOptionError(f"AUDIOEMBED_PORT/AUDIOEMBED_HOST give a bad address: {error}") from error
 
 
-def check(address: str, *, service: str = "", timeout: float = DEFAULT_TIMEOUT_SECONDS) -> tuple[bool, str]:
+def check(
+    address: str,
+    *,
+    service: str = "",
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    tls_roots: bytes | None = None,
+    server_name: str | None = None,
+) -> tuple[bool, str]:
     """Ask the server at ``address`` for the health of ``service`` once.
 
     Parameters
@@ -108,6 +117,11 @@ def check(address: str, *, service: str = "", timeout: float = DEFAULT_TIMEOUT_S
         The service name registered with the health servicer; ``""`` (default) is the whole server.
     timeout : float, optional
         Deadline of the call in seconds, > 0.
+    tls_roots : bytes, optional
+        PEM certificates to trust; given, the call uses TLS (default: plaintext).
+    server_name : str, optional
+        With TLS, the name the server's certificate must carry, when it differs from the address's host
+        (a certificate for ``audio.example.org`` probed through ``127.0.0.1``).
 
     Returns
     -------
@@ -125,7 +139,14 @@ def check(address: str, *, service: str = "", timeout: float = DEFAULT_TIMEOUT_S
     if not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
         raise InvalidOptionError(f"timeout must be a positive number of seconds, got {timeout!r}")
     request = health_pb2.HealthCheckRequest(service=service)
-    with grpc.insecure_channel(address) as channel:
+    if tls_roots is None:
+        if server_name is not None:
+            raise InvalidOptionError(f"server_name {server_name!r} needs TLS roots (tls_roots)")
+        channel = grpc.insecure_channel(address)
+    else:
+        options = [] if server_name is None else [("grpc.ssl_target_name_override", server_name)]
+        channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(tls_roots), options=options)
+    with channel:
         try:
             response = health_pb2_grpc.HealthStub(channel).Check(request, timeout=timeout)
         except grpc.RpcError as error:
@@ -136,6 +157,23 @@ def check(address: str, *, service: str = "", timeout: float = DEFAULT_TIMEOUT_S
             return False, f"no answer from {address}: {code.name} {error.details()}"  # type: ignore[attr-defined]
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
     return response.status == health_pb2.HealthCheckResponse.SERVING, status
+
+
+def read_tls_roots(path: str) -> bytes:
+    """The PEM bytes of ``path``.
+
+    Raises
+    ------
+    InvalidOptionError
+        If the file cannot be read or holds no PEM certificate.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise InvalidOptionError(f"cannot read the TLS certificate {path!r}: {error.strerror}") from error
+    if b"-----BEGIN CERTIFICATE-----" not in data:
+        raise InvalidOptionError(f"TLS certificate {path!r} holds no PEM certificate")
+    return data
 
 
 def _positive_seconds(text: str) -> float:
@@ -161,6 +199,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--service", default="", help="service name to check (default: the whole server, '')")
     parser.add_argument(
+        "--tls-cert",
+        default=None,
+        metavar="PEM",
+        help="connect with TLS, trusting this certificate (default: $AUDIOEMBED_TLS_CERT, the server's own; "
+        "unset: plaintext)",
+    )
+    parser.add_argument(
+        "--tls-server-name",
+        default=None,
+        metavar="NAME",
+        help="name the certificate must carry if not the address's host "
+        "(default: $AUDIOEMBED_HEALTHCHECK_SERVER_NAME)",
+    )
+    parser.add_argument(
         "--timeout",
         type=_positive_seconds,
         default=DEFAULT_TIMEOUT_SECONDS,
@@ -172,11 +224,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Run one probe; print the verdict; return the exit code (0 healthy, 1 unhealthy, 2 usage)."""
     args = build_parser().parse_args(argv)
+    environ = os.environ if environ is None else environ
     try:
-        address = parse_address(args.address) if args.address is not None else None
-        if address is None:
-            address = default_address(os.environ if environ is None else environ)
-        healthy, detail = check(address, service=args.service, timeout=args.timeout)
+        address = parse_address(args.address) if args.address is not None else default_address(environ)
+        cert = args.tls_cert if args.tls_cert is not None else environ.get("AUDIOEMBED_TLS_CERT") or None
+        server_name = args.tls_server_name or environ.get("AUDIOEMBED_HEALTHCHECK_SERVER_NAME") or None
+        healthy, detail = check(
+            address,
+            service=args.service,
+            timeout=args.timeout,
+            tls_roots=None if cert is None else read_tls_roots(cert),
+            server_name=server_name,
+        )
     except InvalidOptionError as error:
         print(f"healthcheck: error: {error}", file=sys.stderr)
         return EXIT_USAGE

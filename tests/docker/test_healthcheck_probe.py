@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -169,3 +170,101 @@ def test_module_runs_as_a_program(health_server):
     completed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60, check=False)
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip().endswith("SERVING")
+
+
+# --- TLS: a container serving TLS must still be able to probe itself --------------------------------
+
+needs_openssl = pytest.mark.skipif(
+    shutil.which("openssl") is None, reason="needs openssl to make a certificate"
+)
+
+
+def _certificate(directory: Path, names: str) -> tuple[Path, Path]:
+    """A self-signed EC certificate for ``names`` (a subjectAltName list), valid for a day: (cert, key)."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=audioembed-test",
+         "-addext", f"subjectAltName={names}"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture(scope="module", params=["DNS:localhost,IP:127.0.0.1", "DNS:audio.example.org"])
+def tls_server(request, tmp_path_factory) -> Iterator[tuple[str, Path, str]]:
+    """A TLS health server (SERVING) on loopback; yields (address, certificate path, certificate names)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl to make a certificate")
+    cert, key = _certificate(tmp_path_factory.mktemp("tls"), request.param)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    servicer = health.HealthServicer()
+    servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    credentials = grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())])
+    port = server.add_secure_port("127.0.0.1:0", credentials)
+    server.start()
+    try:
+        yield f"127.0.0.1:{port}", cert, request.param
+    finally:
+        server.stop(grace=None)
+
+
+def test_tls_server_is_healthy_with_its_certificate(tls_server):
+    address, cert, names = tls_server
+    name = None if "127.0.0.1" in names else "audio.example.org"
+    assert healthcheck.check(address, tls_roots=cert.read_bytes(), server_name=name) == (True, "SERVING")
+
+
+def test_tls_certificate_comes_from_the_server_environment(tls_server):
+    # In the container the probe gets no flags: the server's own AUDIOEMBED_TLS_CERT switches it to TLS.
+    address, cert, names = tls_server
+    environ = {"AUDIOEMBED_PORT": address.rpartition(":")[2], "AUDIOEMBED_TLS_CERT": str(cert)}
+    if "127.0.0.1" not in names:
+        environ["AUDIOEMBED_HEALTHCHECK_SERVER_NAME"] = "audio.example.org"
+    assert healthcheck.main([], environ=environ) == healthcheck.EXIT_HEALTHY
+
+
+def test_without_override_the_certificate_must_name_the_address(tls_server):
+    address, cert, names = tls_server
+    healthy, detail = healthcheck.check(address, tls_roots=cert.read_bytes(), timeout=2)
+    if "127.0.0.1" in names:
+        assert (healthy, detail) == (True, "SERVING")
+    else:  # a certificate for audio.example.org does not verify as 127.0.0.1
+        assert not healthy
+        assert detail.startswith(f"no answer from {address}: UNAVAILABLE")
+
+
+def test_plaintext_probe_of_a_tls_server_is_unhealthy(tls_server):
+    address, _, _ = tls_server
+    healthy, detail = healthcheck.check(address, timeout=2)
+    assert not healthy
+    assert detail.startswith(f"no answer from {address}: ")
+
+
+@needs_openssl
+def test_untrusted_certificate_is_unhealthy(tls_server, tmp_path):
+    address, _, names = tls_server
+    other, _ = _certificate(tmp_path, names)  # same names, different key: not the server's certificate
+    healthy, detail = healthcheck.check(
+        address, tls_roots=other.read_bytes(), server_name="audio.example.org"
+    )
+    assert not healthy
+    assert "UNAVAILABLE" in detail
+
+
+def test_missing_or_non_pem_certificate_is_a_usage_error(tmp_path, capsys):
+    missing = tmp_path / "missing.pem"
+    assert (
+        healthcheck.main(["--address", "127.0.0.1:1", "--tls-cert", str(missing)]) == healthcheck.EXIT_USAGE
+    )
+    assert f"cannot read the TLS certificate {str(missing)!r}" in capsys.readouterr().err
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate")
+    with pytest.raises(InvalidOptionError, match="holds no PEM certificate"):
+        healthcheck.read_tls_roots(str(garbage))
+
+
+def test_server_name_without_tls_is_rejected():
+    with pytest.raises(InvalidOptionError, match=r"server_name 'audio\.example\.org' needs TLS roots"):
+        healthcheck.check("127.0.0.1:1", server_name="audio.example.org")
