@@ -7,6 +7,8 @@ container of its own for each test that ends one. Skipped only when no Docker en
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import threading
 import time
 import urllib.request
@@ -230,3 +232,28 @@ def test_sigterm_lets_an_in_flight_request_finish(run_container, models):
     assert stop_started < outcome["done"], "the call ended before the stop: nothing was drained"
     assert container.state()["ExitCode"] == 0, logs[-4000:]
     assert "method=Embed code=OK" in logs, logs[-4000:]
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a certificate")
+def test_tls_server_is_probed_over_tls(run_container, models, tmp_path):
+    # The HEALTHCHECK takes no flags: the probe must follow the server's AUDIOEMBED_TLS_CERT by itself.
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(certs / "key.pem"), "-out", str(certs / "cert.pem"), "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    for path in [tmp_path, certs, *certs.iterdir()]:
+        path.chmod(0o755 if path.is_dir() else 0o644)  # readable by the container's uid
+    container, port = _start_server(
+        run_container,
+        models,
+        *("--volume", f"{certs}:/certs:ro"),
+        *("--env", "AUDIOEMBED_TLS_CERT=/certs/cert.pem", "--env", "AUDIOEMBED_TLS_KEY=/certs/key.pem"),
+    )
+    assert container.state()["Health"]["Status"] == "healthy"
+    roots = (certs / "cert.pem").read_bytes()
+    assert healthcheck.check(f"127.0.0.1:{port}", service=SERVICE, tls_roots=roots) == (True, "SERVING")
+    assert not healthcheck.check(f"127.0.0.1:{port}", service=SERVICE, timeout=2)[0]  # plaintext refused
