@@ -132,30 +132,28 @@ def resample(x: Any, rate_in: int, rate_out: int, *, method: str = "reference", 
 def _reference(x: np.ndarray, rate_in: int, rate_out: int, t0: int, t1: int, origin: int = 0) -> np.ndarray:
     """Outputs ``[t0, t1)`` of the reference resampler from input samples ``origin ..`` in ``x`` [k, C].
 
-    Whole super-periods go through the polyphase filter bank; a few outputs at either end (and every
-    output of a rate pair without a bank) through the direct form. Either way each output is computed
-    from the same inputs, so how a signal is split into calls does not matter beyond ~1e-15.
+    The polyphase filter bank computes whole super-periods, so the ones holding ``t0`` and ``t1 - 1`` are
+    computed whole and cut: their outputs outside ``[t0, t1)`` may read input the caller did not provide
+    (treated as zeros) and are discarded. Fewer outputs than a super-period, or a rate pair without a bank,
+    take the direct form. Each kept output is computed from the same inputs either way, so how a signal is
+    split into calls does not change it beyond ~1e-15.
     """
-    plan = kaiser.kaiser_plan(rate_in, rate_out)
     bank = polyphase.polyphase_plan(rate_in, rate_out)
     out = np.empty((t1 - t0, x.shape[1]))
-    mid0 = mid1 = t0
-    if bank is not None:
-        period = bank.out_period
-        mid0, mid1 = -(-t0 // period) * period, (t1 // period) * period
-        if mid1 <= mid0:
-            mid0 = mid1 = t0
-        step = max(1, _CHUNK_OUTPUTS // period) * period
-        for start in range(mid0, mid1, step):
-            stop = min(mid1, start + step)
-            out[start - t0 : stop - t0] = polyphase.interpolate_polyphase(
-                bank, x, origin, start // period, stop // period
-            )
-    for lo, hi in ((t0, mid0), (mid1, t1)):
-        for start in range(lo, hi, _CHUNK_OUTPUTS):
-            stop = min(hi, start + _CHUNK_OUTPUTS)
+    if bank is None or t1 - t0 < bank.out_period:
+        plan = kaiser.kaiser_plan(rate_in, rate_out)
+        for start in range(t0, t1, _CHUNK_OUTPUTS):
+            stop = min(t1, start + _CHUNK_OUTPUTS)
             t = np.arange(start, stop, dtype=np.int64)
             out[start - t0 : stop - t0] = kaiser.interpolate_direct(plan, x, origin, t)
+        return out
+    period = bank.out_period
+    per_chunk = max(1, _CHUNK_OUTPUTS // period)
+    for j in range(t0 // period, -(-t1 // period), per_chunk):
+        j_stop = min(j + per_chunk, -(-t1 // period))
+        y = polyphase.interpolate_polyphase(bank, x, origin, j, j_stop)  # outputs j * period ..
+        lo, hi = max(t0, j * period), min(t1, j_stop * period)
+        out[lo - t0 : hi - t0] = y[lo - j * period : hi - j * period]
     return out
 
 
