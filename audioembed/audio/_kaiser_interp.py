@@ -21,6 +21,9 @@ import numpy as np
 
 from audioembed.audio._kaiser_table import PRECISION, scaled_table
 
+# Products held at once by the direct form ([2 * taps, outputs, channels] float64: ~8 MB).
+_DIRECT_ELEMENTS = 1 << 20
+
 
 @dataclasses.dataclass(frozen=True)
 class KaiserPlan:
@@ -202,14 +205,22 @@ def interpolate_direct(plan: KaiserPlan, x: np.ndarray, origin: int, t: np.ndarr
     window = padded_window(plan, x, origin, n_lo, int(pos.n[-1]))
     # Row of window holding sample n of each output (window starts at n_lo - taps + 1).
     centre = pos.n - n_lo + plan.taps - 1
-    win, delta, step = plan.win, plan.delta, plan.step
-    acc = np.zeros((t.shape[0], x.shape[1]))
-    for i in range(plan.taps):  # left wing: x[n - i], taps ascending
-        idx = pos.off_l + i * step
-        weight = win[idx] + pos.eta_l * delta[idx]
-        acc += weight[:, None] * window[centre - i]
-    for k in range(plan.taps):  # right wing: x[n + 1 + k], taps ascending
-        idx = pos.off_r + k * step
-        weight = win[idx] + pos.eta_r * delta[idx]
-        acc += weight[:, None] * window[centre + 1 + k]
-    return acc
+    taps = np.arange(plan.taps)[:, None] * np.ones(1, dtype=np.int64)  # (taps, 1)
+    out = np.empty((t.shape[0], x.shape[1]))
+    chunk = max(1, _DIRECT_ELEMENTS // (2 * plan.taps * x.shape[1]))
+    for start in range(0, t.shape[0], chunk):
+        part = slice(start, start + chunk)
+        left = pos.off_l[part] + taps * plan.step  # (taps, T') table indices of x[n - i]
+        right = pos.off_r[part] + taps * plan.step  # (taps, T') table indices of x[n + 1 + k]
+        weights = np.concatenate(
+            [
+                plan.win[left] + pos.eta_l[part] * plan.delta[left],
+                plan.win[right] + pos.eta_r[part] * plan.delta[right],
+            ]
+        )  # (2 * taps, T'): left wing then right wing, taps ascending, the reference's order
+        rows = np.concatenate([centre[part] - taps, centre[part] + 1 + taps])  # (2 * taps, T')
+        products = weights[:, :, None] * window[rows]  # (2 * taps, T', C)
+        # Reducing over the leading axis adds the rows one after another (NumPy's pairwise summation
+        # only applies along the contiguous axis), so each output sums its taps in the reference's order.
+        out[part] = np.add.reduce(products, axis=0)
+    return out

@@ -135,8 +135,10 @@ def test_golden_waveform_of_reference_pipeline() -> None:
     got = resample(mono, rate, 16000)
     assert rate == 44100
     assert got.shape == expected.shape == (80000,)
-    # The stored waveform is float32: the comparison can only be as fine as its rounding.
+    # The stored waveform is float32: the comparison can only be as fine as its rounding ...
     assert np.max(np.abs(got - expected)) <= 1e-6
+    # ... and rounded the same way, ours is the stored one exactly.
+    np.testing.assert_array_equal(got.astype(np.float32), expected)
 
 
 @pytest.mark.parametrize(
