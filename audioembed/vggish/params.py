@@ -23,7 +23,9 @@ PCA_MEANS_NAME = "pca_means"  # [128] (the official file may hold (128, 1) or (1
 # --- Official files ------------------------------------------------------------------------------------
 CHECKPOINT_URL = "https://storage.googleapis.com/audioset/vggish_model.ckpt"
 PCA_PARAMS_URL = "https://storage.googleapis.com/audioset/vggish_pca_params.npz"
-TORCH_PORT_WEIGHTS_URL = "https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth"
+TORCH_PORT_WEIGHTS_URL = (
+    "https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth"
+)
 TORCH_PORT_PCA_URL = (
     "https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish_pca_params-970ea276.pth"
 )

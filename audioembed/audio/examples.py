@@ -1,0 +1,253 @@
+"""Samples at any rate → ``[N, 96, 64]`` log-mel examples with start times: the reference's
+``vggish_input.waveform_to_examples``, plus the options it lacks (hop, short-clip policy, resampler).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from audioembed.audio.constants import (
+    EXAMPLE_HOP_SECONDS,
+    EXAMPLE_WINDOW_FRAMES,
+    EXAMPLE_WINDOW_SECONDS,
+    FRAMES_PER_SECOND,
+    MIN_EXAMPLE_SAMPLES,
+    NUM_MEL_BANDS,
+    SAMPLE_RATE_HZ,
+)
+from audioembed.audio.decode import AudioSource, check_sample_rate, check_samples, load_audio, to_mono
+from audioembed.audio.melspec import frame_examples, log_mel_spectrogram
+from audioembed.audio.resample import resample
+from audioembed.errors import InvalidOptionError
+
+SHORT_CLIP_POLICIES = ("pad", "drop")  # what to do with a clip shorter than one example (0.975 s)
+RESAMPLER_METHODS = ("reference", "fast")  # resampy-exact, or a faster close approximation
+
+
+def hop_to_frames(hop_seconds: Any) -> int:
+    """Validate an example hop and return it in 10 ms frames.
+
+    Parameters
+    ----------
+    hop_seconds : float
+        A positive multiple of 10 ms (0.96 = the reference's non-overlapping examples; 0.48 = half
+        overlap, like YAMNet).
+
+    Returns
+    -------
+    int
+        The hop in frames, ≥ 1.
+
+    Raises
+    ------
+    InvalidOptionError
+        Not a number, not positive, or not a whole number of 10 ms frames.
+    """
+    if isinstance(hop_seconds, (bool, np.bool_)) or not isinstance(hop_seconds, (int, float, np.number)):
+        raise InvalidOptionError(f"hop_seconds must be a number of seconds, got {hop_seconds!r}")
+    frames = float(hop_seconds) * FRAMES_PER_SECOND
+    nearest = round(frames) if math.isfinite(frames) else 0
+    # Tolerate float spelling (0.29 * 100 = 28.999999999999996) but nothing coarser.
+    if nearest < 1 or abs(frames - nearest) > 1e-6:
+        raise InvalidOptionError(
+            f"hop_seconds must be a positive multiple of {1 / FRAMES_PER_SECOND} s, got {hop_seconds!r}"
+        )
+    return nearest
+
+
+def check_short_clip(short_clip: Any) -> str:
+    """Validate a short-clip policy (``"pad"`` or ``"drop"``) and return it."""
+    if short_clip not in SHORT_CLIP_POLICIES:
+        raise InvalidOptionError(f"short_clip must be one of {SHORT_CLIP_POLICIES}, got {short_clip!r}")
+    return short_clip
+
+
+def check_resampler(resampler: Any) -> str:
+    """Validate a resampler name (``"reference"`` or ``"fast"``) and return it."""
+    if resampler not in RESAMPLER_METHODS:
+        raise InvalidOptionError(f"resampler must be one of {RESAMPLER_METHODS}, got {resampler!r}")
+    return resampler
+
+
+def resample_to_model_rate(samples: np.ndarray, sample_rate: int, *, method: str) -> np.ndarray:
+    """Resample a mono waveform to 16 kHz (a no-op at 16 kHz).
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,)], float64
+    sample_rate : int
+    method : {"reference", "fast"}
+
+    Returns
+    -------
+    np.ndarray [shape=(int(n * 16000 / sample_rate),)], float64
+        Empty when the input is too short to give one output sample.
+    """
+    if sample_rate == SAMPLE_RATE_HZ:
+        return samples
+    if int(samples.shape[0] * float(SAMPLE_RATE_HZ) / float(sample_rate)) < 1:
+        return np.zeros(0)  # shorter than one output period: nothing to resample (a short clip)
+    return resample(samples, sample_rate, SAMPLE_RATE_HZ, method=method)
+
+
+def waveform16k_to_examples(
+    waveform: np.ndarray, *, hop_frames: int, short_clip: str
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Log-mel examples of a 16 kHz mono waveform, applying the short-clip policy.
+
+    Parameters
+    ----------
+    waveform : np.ndarray [shape=(n,)], float64
+    hop_frames : int
+        From :func:`hop_to_frames`.
+    short_clip : {"pad", "drop"}
+
+    Returns
+    -------
+    log_mel : np.ndarray [shape=(N, 96, 64)], float64
+    starts : np.ndarray [shape=(N,)], float64
+        Start of each example in seconds.
+    applied : {"none", "pad", "drop"}
+        ``"none"`` when the waveform held at least one example.
+    """
+    applied = "none"
+    if waveform.shape[0] < MIN_EXAMPLE_SAMPLES:
+        applied = short_clip
+        if short_clip == "drop":
+            return np.zeros((0, EXAMPLE_WINDOW_FRAMES, NUM_MEL_BANDS)), np.zeros(0), applied
+        padded = np.zeros(MIN_EXAMPLE_SAMPLES)
+        padded[: waveform.shape[0]] = waveform
+        waveform = padded
+    log_mel = frame_examples(log_mel_spectrogram(waveform), hop_frames=hop_frames)  # (N, 96, 64)
+    return log_mel, example_starts(0, log_mel.shape[0], hop_frames=hop_frames), applied
+
+
+def example_starts(first: int, count: int, *, hop_frames: int) -> np.ndarray:
+    """Start times in seconds of examples ``first .. first + count - 1``.
+
+    Returns
+    -------
+    np.ndarray [shape=(count,)], float64
+        ``index * hop_frames / 100``: computed from integers, so start times never drift.
+    """
+    return np.arange(first, first + count) * hop_frames / FRAMES_PER_SECOND
+
+
+def waveform_to_examples(
+    samples: np.ndarray,
+    sample_rate: int,
+    *,
+    hop_seconds: float = EXAMPLE_HOP_SECONDS,
+    short_clip: str = "pad",
+    resampler: str = "reference",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Samples → log-mel examples and their start times (``vggish_input.waveform_to_examples``).
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,) or (n, channels)]
+        Float samples in [-1, 1], or integer PCM (scaled as in :func:`~audioembed.audio.check_samples`).
+    sample_rate : int
+        Rate of ``samples``; resampled to 16 kHz after the down-mix, as in the reference.
+    hop_seconds : float
+        Between example starts: a positive multiple of 10 ms.
+    short_clip : {"pad", "drop"}
+        For clips under 0.975 s: zero-pad the 16 kHz waveform to one example, or return none (the
+        reference's behaviour).
+    resampler : {"reference", "fast"}
+
+    Returns
+    -------
+    log_mel : np.ndarray [shape=(N, 96, 64)], float64
+    starts : np.ndarray [shape=(N,)], float64
+        Start of each example in seconds of the source.
+    """
+    hop_frames = hop_to_frames(hop_seconds)
+    check_short_clip(short_clip)
+    check_resampler(resampler)
+    mono = to_mono(check_samples(samples))
+    waveform = resample_to_model_rate(mono, check_sample_rate(sample_rate), method=resampler)
+    log_mel, starts, _ = waveform16k_to_examples(waveform, hop_frames=hop_frames, short_clip=short_clip)
+    return log_mel, starts
+
+
+@dataclass(frozen=True, eq=False)
+class Examples:
+    """The front-end's output for one source: examples, their times, and how they were made.
+
+    Attributes
+    ----------
+    log_mel : np.ndarray [shape=(N, 96, 64)], float64
+    timestamps : np.ndarray [shape=(N,)], float64
+        Start of each example in seconds.
+    window_seconds : float
+        Length of each example (0.96 s).
+    hop_seconds : float
+    duration_seconds : float
+        Of the source, at its own rate.
+    sample_rate : int
+        Of the source.
+    num_channels : int
+        Of the source (before the down-mix).
+    short_clip : {"none", "pad", "drop"}
+        The policy that applied: ``"none"`` when the source was long enough for one example.
+    """
+
+    log_mel: np.ndarray
+    timestamps: np.ndarray
+    window_seconds: float
+    hop_seconds: float
+    duration_seconds: float
+    sample_rate: int
+    num_channels: int
+    short_clip: str
+
+    @property
+    def num_examples(self) -> int:
+        """``N``, the number of examples."""
+        return int(self.log_mel.shape[0])
+
+
+def extract_examples(
+    source: AudioSource,
+    *,
+    sample_rate: int | None = None,
+    hop_seconds: float = EXAMPLE_HOP_SECONDS,
+    short_clip: str = "pad",
+    resampler: str = "reference",
+) -> Examples:
+    """Decode any supported source and compute its examples, with everything a caller needs to use them.
+
+    Parameters
+    ----------
+    source : path, bytes-like, binary file object, or np.ndarray
+        As for :func:`~audioembed.audio.load_audio`.
+    sample_rate : int, optional
+        Required for arrays.
+    hop_seconds, short_clip, resampler
+        As for :func:`waveform_to_examples`; validated before anything is decoded.
+
+    Returns
+    -------
+    Examples
+    """
+    hop_frames = hop_to_frames(hop_seconds)
+    check_short_clip(short_clip)
+    check_resampler(resampler)
+    samples, rate = load_audio(source, sample_rate=sample_rate)
+    waveform = resample_to_model_rate(to_mono(samples), rate, method=resampler)
+    log_mel, starts, applied = waveform16k_to_examples(waveform, hop_frames=hop_frames, short_clip=short_clip)
+    return Examples(
+        log_mel=log_mel,
+        timestamps=starts,
+        window_seconds=EXAMPLE_WINDOW_SECONDS,
+        hop_seconds=hop_frames / FRAMES_PER_SECOND,
+        duration_seconds=samples.shape[0] / rate,
+        sample_rate=rate,
+        num_channels=1 if samples.ndim == 1 else samples.shape[1],
+        short_clip=applied,
+    )

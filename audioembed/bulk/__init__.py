@@ -1,0 +1,1 @@
+"""Embedding folders of files from the command line: inputs, output writers, progress, the run loop."""

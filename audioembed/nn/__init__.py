@@ -1,0 +1,26 @@
+"""A small Module framework over NumPy with PyTorch's ``nn.Module`` semantics; it knows nothing about audio.
+
+``Module`` / ``Parameter`` hold state, the containers compose modules, the layers call the stateless
+kernels of :mod:`audioembed.nn.functional`. Activations are NHWC and weights use TF's layouts.
+"""
+
+from audioembed.nn import functional
+from audioembed.nn.containers import ModuleDict, ModuleList, Sequential
+from audioembed.nn.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
+from audioembed.nn.module import Module, RemovableHandle
+from audioembed.nn.parameter import Parameter
+
+__all__ = [
+    "Conv2d",
+    "Flatten",
+    "Linear",
+    "MaxPool2d",
+    "Module",
+    "ModuleDict",
+    "ModuleList",
+    "Parameter",
+    "ReLU",
+    "RemovableHandle",
+    "Sequential",
+    "functional",
+]

@@ -1,0 +1,49 @@
+"""``Parameter``: an array that a :class:`~audioembed.nn.Module` registers as one of its parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
+
+
+class Parameter:
+    """A thin holder of a floating-point array that a Module registers as one of its parameters.
+
+    Usable wherever an array is expected: ``np.asarray(p)`` returns the held array without a copy. Casts
+    (``Module.float()``) and loads replace :attr:`data`, so the holder itself stays registered.
+
+    Parameters
+    ----------
+    data : array_like
+        The values, of a floating dtype. Not copied when already an ndarray of the requested dtype.
+    dtype : dtype, optional
+        Cast to this dtype first.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: ArrayLike, *, dtype: DTypeLike | None = None) -> None:
+        array = np.asarray(data.data if isinstance(data, Parameter) else data, dtype=dtype)
+        if not np.issubdtype(array.dtype, np.floating):
+            raise TypeError(f"a Parameter holds a floating-point array, got dtype {array.dtype}")
+        self.data: np.ndarray = array
+
+    def __array__(self, dtype: DTypeLike | None = None, copy: bool | None = None) -> np.ndarray:
+        if copy:
+            return np.array(self.data, dtype=dtype, copy=True)
+        return np.asarray(self.data, dtype=dtype)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of the held array."""
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """Dtype of the held array."""
+        return self.data.dtype
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
