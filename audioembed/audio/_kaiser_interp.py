@@ -19,7 +19,7 @@ import functools
 
 import numpy as np
 
-from audioembed.audio._kaiser_table import PRECISION, scaled_table
+from audioembed.audio._kaiser_table import PRECISION, TABLE_LENGTH, scaled_table
 
 # Products held at once by the direct form ([2 * taps, outputs, channels] float64: ~8 MB).
 _DIRECT_ELEMENTS = 1 << 20
@@ -61,21 +61,14 @@ class KaiserPlan:
 
 @functools.lru_cache(maxsize=32)
 def kaiser_plan(rate_in: int, rate_out: int) -> KaiserPlan:
-    """Return the (cached) interpolation plan for ``rate_in`` → ``rate_out`` Hz (validated by the caller)."""
+    """Return the (cached) interpolation plan for ``rate_in`` → ``rate_out`` Hz (validated by the caller).
+
+    ``rate_out / rate_in`` must be at least ``1 / PRECISION`` (else the reference's tap stride is 0).
+    """
     ratio = float(rate_out) / rate_in
     scale = min(1.0, ratio)
-    win, delta = scaled_table(scale)
-    nwin = win.shape[0]
     step = int(scale * PRECISION)
-    # A wing stops before the tap whose index exceeds nwin - step (it takes (nwin - offset) // step taps);
-    # beyond that, and beyond the table, the weights are zero. Offsets are < PRECISION, hence the length.
-    last = nwin - step
-    win_z = np.zeros(nwin + step + PRECISION)
-    delta_z = np.zeros_like(win_z)
-    win_z[: last + 1] = win[: last + 1]
-    delta_z[: last + 1] = delta[: last + 1]
-    win_z.flags.writeable = False
-    delta_z.flags.writeable = False
+    win, delta = _wing_tables(scale)
     return KaiserPlan(
         rate_in=rate_in,
         rate_out=rate_out,
@@ -83,10 +76,30 @@ def kaiser_plan(rate_in: int, rate_out: int) -> KaiserPlan:
         time_step=1.0 / ratio,
         scale=scale,
         step=step,
-        taps=nwin // step,
-        win=win_z,
-        delta=delta_z,
+        taps=TABLE_LENGTH // step,
+        win=win,
+        delta=delta,
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _wing_tables(scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled table and differences with the zero tail :class:`KaiserPlan` describes (6.6 MB per scale).
+
+    Cached by scale, not by rate pair: all upsampling pairs share one pair of arrays.
+    """
+    win, delta = scaled_table(scale)
+    step = int(scale * PRECISION)
+    # A wing stops before the tap whose index exceeds nwin - step (it takes (nwin - offset) // step taps);
+    # beyond that, and beyond the table, the weights are zero. Offsets are < PRECISION, hence the length.
+    last = TABLE_LENGTH - step
+    win_z = np.zeros(TABLE_LENGTH + step + PRECISION)
+    delta_z = np.zeros_like(win_z)
+    win_z[: last + 1] = win[: last + 1]
+    delta_z[: last + 1] = delta[: last + 1]
+    win_z.flags.writeable = False
+    delta_z.flags.writeable = False
+    return win_z, delta_z
 
 
 def output_length(n_in: int, rate_in: int, rate_out: int) -> int:

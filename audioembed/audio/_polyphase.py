@@ -39,6 +39,9 @@ _MAX_TILE = 40
 _SPAN_WASTE = 0.75
 # Longest super-period worth a filter bank; beyond it (unusual rate pairs) the direct form is used.
 _MAX_PERIOD = 2048
+# Largest filter bank built (bytes; up to 2 variant columns per phase). Only extreme downsampling (long
+# filters: ~400 kHz to ~1 kHz) exceeds it; the direct form handles that without the big matrices.
+_MAX_BANK_BYTES = 32 << 20
 # Periods sampled to find each phase's usual variants: many early ones and some far into a long file,
 # where the time register has fewer fractional bits.
 _SAMPLE_PERIODS = np.unique(np.r_[np.arange(256), np.geomspace(256, 2**24, 64).astype(np.int64)])
@@ -115,10 +118,11 @@ def polyphase_plan(rate_in: int, rate_out: int) -> PolyphasePlan | None:
     tile = max(1, min(_MAX_TILE, int(_SPAN_WASTE * 2 * plan.taps * up / down) + 1))
     periods = max(1, -(-tile // up))
     out_period, in_period = periods * up, periods * down
-    if out_period > _MAX_PERIOD:
+    n_tiles = -(-out_period // tile)
+    width = (tile - 1) * down // up + 2 * plan.taps + 2  # input span of one tile, +2 for tie variants
+    if out_period > _MAX_PERIOD or n_tiles * width * 2 * 2 * tile * 8 > _MAX_BANK_BYTES:
         return None
     variants = _variants(plan, out_period, in_period)
-    n_tiles = -(-out_period // tile)
     bounds = [(k * out_period) // n_tiles for k in range(n_tiles + 1)]
     tiles = tuple(_tile(plan, variants, q0, q1) for q0, q1 in itertools.pairwise(bounds))
     return PolyphasePlan(

@@ -51,6 +51,15 @@ def check_rate(rate: Any, name: str = "sample rate") -> int:
     return int(rate)
 
 
+def _check_ratio(rate_in: int, rate_out: int, method: str) -> None:
+    """Reject downsampling beyond the reference algorithm's limit (its tap stride would be 0)."""
+    if method == "reference" and rate_out * kaiser.PRECISION < rate_in:
+        raise InvalidAudioError(
+            f"the reference resampler cannot downsample by more than {kaiser.PRECISION}x, "
+            f"got {rate_in} -> {rate_out} Hz"
+        )
+
+
 def check_method(method: Any) -> str:
     """Validate a resampling method name (``"reference"`` or ``"fast"``) and return it."""
     if not isinstance(method, str) or method not in METHODS:
@@ -107,6 +116,7 @@ def resample(x: Any, rate_in: int, rate_out: int, *, method: str = "reference", 
     rate_in = check_rate(rate_in, "input sample rate")
     rate_out = check_rate(rate_out, "output sample rate")
     method = check_method(method)
+    _check_ratio(rate_in, rate_out, method)
     signal = _as_signal(x)
     ndim = signal.ndim
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral) or not -ndim <= axis < ndim:
@@ -202,6 +212,7 @@ class StreamingResampler:
         self.rate_in = check_rate(rate_in, "input sample rate")
         self.rate_out = check_rate(rate_out, "output sample rate")
         self.method = check_method(method)
+        _check_ratio(self.rate_in, self.rate_out, self.method)
         g = math.gcd(self.rate_in, self.rate_out)
         self._up, self._down = self.rate_out // g, self.rate_in // g
         if self.method == "reference":

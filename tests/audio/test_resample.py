@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 
 from audioembed.audio import _kaiser_interp as kaiser
+from audioembed.audio import _polyphase as polyphase
 from audioembed.audio._kaiser_table import PRECISION, TABLE_SHA256, kaiser_best_table
 from audioembed.audio.resample import MAX_RATE, resample
 from audioembed.errors import InvalidAudioError, InvalidOptionError
@@ -50,16 +51,20 @@ def _naive_tables(ratio: float) -> tuple[list[float], list[float]]:
     return win, delta
 
 
-def naive_resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+def naive_resample(
+    x: np.ndarray, rate_in: int, rate_out: int, *, only: list[int] | None = None
+) -> np.ndarray:
     """Loop twin: ``docs/resampling.md`` §3 transcribed one output sample and one tap at a time.
 
     Parameters
     ----------
     x : np.ndarray [shape=(n,), float64]
+    only : list of int, optional
+        Compute just these output indices (for filters too long to compute every output in a test).
 
     Returns
     -------
-    np.ndarray [shape=(int(n * rate_out / rate_in),), float64]
+    np.ndarray [shape=(int(n * rate_out / rate_in),) or (len(only),), float64]
     """
     ratio = float(rate_out) / rate_in
     win, delta = _naive_tables(ratio)
@@ -71,7 +76,7 @@ def naive_resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     n_out = int(n_in * float(rate_out) / float(rate_in))
     increment = 1.0 / ratio
     out = []
-    for t in range(n_out):
+    for t in range(n_out) if only is None else only:
         register = t * increment
         n = int(register)
         frac = scale * (register - n)
@@ -124,6 +129,22 @@ def test_resample_matches_naive_twin(rate_in: int, rate_out: int) -> None:
     assert got.dtype == np.float64
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+def test_extreme_downsampling_uses_the_direct_form_exactly() -> None:
+    # 384 kHz -> 1 kHz: a 19,504-tap wing, too long for a filter bank; every output takes the direct form.
+    assert polyphase.polyphase_plan(384000, 1000) is None
+    x = np.random.default_rng(11).uniform(-1, 1, 40000)
+    got = resample(x, 384000, 1000)
+    assert got.shape == (104,)
+    picks = [0, 1, 50, 103]
+    np.testing.assert_array_equal(got[picks], naive_resample(x, 384000, 1000, only=picks))
+
+
+def test_downsampling_beyond_the_reference_limit_is_rejected() -> None:
+    # The reference's tap stride int(8192 * ratio) would be 0 (resampy divides by zero there).
+    with pytest.raises(InvalidAudioError, match=r"more than 8192x, got 384000 -> 46 Hz"):
+        resample(np.ones(400_000), 384000, 46)
 
 
 def test_golden_waveform_of_reference_pipeline() -> None:

@@ -104,6 +104,8 @@ def test_bad_arguments_are_rejected() -> None:
         StreamingResampler(16000, 400000)
     with pytest.raises(InvalidOptionError, match=r"method .*got 'sinc'"):
         StreamingResampler(16000, 8000, method="sinc")
+    with pytest.raises(InvalidAudioError, match=r"more than 8192x, got 384000 -> 40 Hz"):
+        StreamingResampler(384000, 40)
 
 
 def test_bad_blocks_are_rejected() -> None:
