@@ -1,11 +1,12 @@
 """Band-limited interpolation with the ``kaiser_best`` table: the exact, direct form.
 
-Everything here follows resampy 0.4.3's interpolation step by step (``docs/resampling.md`` §3), with the
-loop over filter taps kept in Python and the work of each tap vectorised across output samples. Every
-output accumulates its products in the reference's order (left wing, taps ascending, then right wing), so
-the result is bit-for-bit the reference's. Two substitutions make the loop branch-free without changing a
-bit: samples outside the signal are zeros (the reference skips them), and table entries past a wing's last
-tap are zeros (the reference stops at ``(nwin - offset) // step`` taps); both only ever add ``±0.0``.
+Everything here follows resampy 0.4.3's interpolation step by step (``docs/resampling.md`` §3), vectorised
+over taps and output samples at once: the weights and products form a ``[taps, outputs]`` array whose
+rows are summed one after another, so every output accumulates its products in the reference's order
+(left wing, taps ascending, then right wing) and the result is bit-for-bit the reference's. Two
+substitutions make it branch-free without changing a bit: samples outside the signal are zeros (the
+reference skips them), and table entries past a wing's last tap are zeros (the reference stops at
+``(nwin - offset) // step`` taps); both only ever add ``±0.0``.
 
 Output indices are global (``t`` counts from the start of the whole signal) so that a block of outputs can
 be computed from any window of the input that covers it: the one-shot and the streaming resampler share
