@@ -31,7 +31,16 @@ from audioembed.audio import _kaiser_interp as kaiser  # noqa: E402
 from audioembed.audio.resample import StreamingResampler, resample  # noqa: E402
 
 RATES_IN = [8000, 11025, 16000, 22050, 32000, 44100, 48000, 88200, 96000, 192000, 7200, 10050, 19200, 28800]
-EXTRA_PAIRS = [(16000, 44100), (16000, 48000), (44100, 48000), (48000, 44100), (22050, 8000), (1000, 999)]
+EXTRA_PAIRS = [
+    (16000, 44100),
+    (16000, 48000),
+    (44100, 48000),
+    (48000, 44100),
+    (22050, 8000),
+    (1000, 999),
+    (11127, 16000),  # periods too long for a filter bank: the direct form alone
+    (22254, 16000),
+]
 LIMIT = 1e-12
 
 

@@ -23,6 +23,8 @@ from audioembed.audio import _kaiser_interp as kaiser
 from audioembed.audio import _polyphase as polyphase
 from audioembed.errors import InvalidAudioError, InvalidOptionError
 
+__all__ = ["MAX_RATE", "METHODS", "StreamingResampler", "check_method", "check_rate", "resample"]
+
 MAX_RATE = 384_000  # highest sample rate accepted, in Hz (the fastest common audio interfaces)
 METHODS = ("reference", "fast")
 # Outputs computed per vectorised pass: bounds the temporaries (a few MB) without costing speed.

@@ -38,6 +38,7 @@ RATE_PAIRS = [
     (44100, 48000),
     (3, 7),
     (1000, 999),
+    (44100, 44101),  # a period too long for a filter bank: the direct form alone
 ]
 
 
@@ -119,6 +120,19 @@ def test_direct_form_is_bit_identical_to_naive_twin(rate_in: int, rate_out: int)
     t = np.arange(expected.shape[0], dtype=np.int64)
     got = kaiser.interpolate_direct(plan, x[:, None], 0, t)[:, 0]
     assert np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize(
+    ("rate_in", "rate_out"), [(44100, 16000), (192000, 16000), (7200, 16000), (16000, 44100)]
+)
+def test_direct_form_for_many_outputs_is_bit_identical_to_naive_twin(rate_in: int, rate_out: int) -> None:
+    # From _TAP_LOOP_MIN_OUTPUTS outputs on, the direct form takes its other (tap-loop) implementation.
+    n_out = kaiser._TAP_LOOP_MIN_OUTPUTS + 300
+    x = np.random.default_rng(rate_in).uniform(-1, 1, -(-n_out * rate_in // rate_out))
+    plan = kaiser.kaiser_plan(rate_in, rate_out)
+    got = kaiser.interpolate_direct(plan, x[:, None], 0, np.arange(n_out, dtype=np.int64))[:, 0]
+    picks = [*range(0, 40), *range(40, n_out - 40, 97), *range(n_out - 40, n_out)]
+    np.testing.assert_array_equal(got[picks], naive_resample(x, rate_in, rate_out, only=picks))
 
 
 @pytest.mark.parametrize(("rate_in", "rate_out"), RATE_PAIRS)
