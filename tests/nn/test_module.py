@@ -50,6 +50,14 @@ def test_parameter_is_an_array_without_copy() -> None:
     assert Parameter([1, 2], dtype=np.float64).dtype == np.float64
 
 
+def test_parameter_arithmetic_gives_arrays_and_identity_equality() -> None:
+    p = Parameter(np.float32([1.0, 2.0]))
+    for result in (p * 2, 2 * p, p + p, -p, np.ones((3, 2), np.float32) @ p):
+        assert isinstance(result, np.ndarray)
+    np.testing.assert_array_equal(p * 2 - p, [1.0, 2.0])
+    assert p == p and p != Parameter(p.data) and len({p, p}) == 1
+
+
 def test_parameter_rejects_non_float() -> None:
     with pytest.raises(TypeError, match="floating-point array, got dtype int64"):
         Parameter(np.arange(3))
