@@ -99,9 +99,12 @@ class Postprocessor(Module):
             raise ShapeError(f"Postprocessor expects embeddings of shape [N, {_DIM}], got shape {e.shape}")
         if not np.issubdtype(e.dtype, np.floating):
             raise InvalidInputError(f"Postprocessor expects floating-point embeddings, got dtype {e.dtype}")
+        bad = np.count_nonzero(~np.isfinite(e))
+        if bad:
+            # NaN would turn into an arbitrary byte in the uint8 cast: refuse instead.
+            raise InvalidInputError(f"Postprocessor got {bad} non-finite embedding values (NaN or inf)")
         centered = e.astype(np.float64) - self.pca_means  # [N, 128]
-        with np.errstate(invalid="ignore"):  # inf · 0 in a broken row gives NaN there, by design not an error
-            return centered @ self.pca_eigen_vectors.T  # [N, 128] @ [128, 128]ᵀ
+        return centered @ self.pca_eigen_vectors.T  # [N, 128] @ [128, 128]ᵀ
 
     def forward(self, embeddings: ArrayLike) -> np.ndarray:
         """Whiten and quantize.
@@ -114,14 +117,8 @@ class Postprocessor(Module):
         Returns
         -------
         quantized : np.ndarray [shape=(N, 128), uint8]
-            Non-finite embeddings (only broken weights produce them) make their row's projection NaN,
-            which becomes 0 here deterministically (the reference's cast gives unspecified bytes). This
-            step never raises on values: whoever needs to know checks the raw embeddings, as the smoke
-            test does.
         """
-        projected = self.pca_applied(embeddings)
-        clipped = np.clip(projected, params.QUANTIZE_MIN_VAL, params.QUANTIZE_MAX_VAL)
-        clipped[np.isnan(clipped)] = params.QUANTIZE_MIN_VAL
+        clipped = np.clip(self.pca_applied(embeddings), params.QUANTIZE_MIN_VAL, params.QUANTIZE_MAX_VAL)
         scaled = (clipped - params.QUANTIZE_MIN_VAL) * params.QUANTIZE_SCALE  # in [0, 255]
         return scaled.astype(np.uint8)  # truncation, as the reference
 
