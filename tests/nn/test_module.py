@@ -353,6 +353,17 @@ def test_strict_load_lists_every_problem_once() -> None:
     assert "dtype mismatch for 'a.count': got float32, the model has int64" in message
 
 
+def test_failed_load_changes_nothing() -> None:
+    tree = Tree()
+    before = tree.state_dict()
+    state = {key: np.full_like(value, 9) for key, value in before.items()}
+    state["b.0.weight"] = np.zeros(5, np.float32)  # one bad entry, listed after good ones
+    with pytest.raises(WeightsFormatError, match=r"shape mismatch for 'b\.0\.weight'"):
+        tree.load_state_dict(state)
+    for key, value in tree.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])
+
+
 def test_non_strict_load_returns_missing_and_unexpected() -> None:
     state = Tree().state_dict()
     del state["scale"]
