@@ -96,6 +96,14 @@ def running_server(
         server.stop(grace=0)
 
 
+@pytest.fixture(scope="session")
+def embedder(synthetic_weights):
+    """An Embedder on the session's synthetic weights (batch 64, as the server uses), shared read-only."""
+    from audioembed.pipeline import Embedder
+
+    return Embedder(synthetic_weights, batch_size=64)
+
+
 @pytest.fixture(scope="module")
 def served(embedder):
     """One server per module over the session's Embedder: (server, address)."""
