@@ -161,9 +161,8 @@ def main(argv: list[str] | None = None) -> int:
 
         process, address = start_server(weights, args.delay_ms, args.workers)
         try:
-            print(
-                f"clips: {args.requests} x {args.clip_seconds:g} s; runs: {args.runs}; delay {args.delay_ms:g} ms"
-            )
+            clip_text = f"{args.requests} x {args.clip_seconds:g} s"
+            print(f"clips: {clip_text}; runs: {args.runs}; server delay {args.delay_ms:g} ms")
             print(f"in-process embed_many (batch 64): median {baseline:.1f} examples/s over {args.runs} runs")
             header = ("clients", "examples/s", "ratio", "p50 ms", "p99 ms", "RSS MiB", "peak")
             print(" ".join(f"{h:>{w}}" for h, w in zip(header, WIDTHS, strict=True)))
