@@ -87,7 +87,7 @@ def test_expired_and_cancelled_requests_never_reach_the_model(gated):
         holding = stub.Embed.future(_request(1.0), timeout=60)
         assert gated.entered.wait(20)
         batcher = server.servicer.engine.batcher
-        expiring = stub.Embed.future(_request(2.0, seed=1), timeout=0.5)
+        expiring = stub.Embed.future(_request(2.0, seed=1), timeout=1.5)
         _wait_until(lambda: batcher.queued_rows == 2)
         cancelled = stub.Embed.future(_request(3.0, seed=2), timeout=60)
         _wait_until(lambda: batcher.queued_rows == 5)
