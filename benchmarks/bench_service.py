@@ -1,7 +1,8 @@
 """Service throughput and latency against in-process ``Embedder.embed_many``, measured in the same run.
 
 Starts ``audioembed serve`` as a subprocess on a loopback port (synthetic weights unless ``--weights``),
-then for 1, 4 and 16 concurrent clients, each sending single-clip ``Embed`` requests, reports the median
+then, interleaved with in-process runs so both see the same load, for 1, 4 and 16 concurrent clients each
+sending single-clip ``Embed`` requests, reports the median
 over ``--runs`` runs of throughput (examples/s), p50/p99 request latency, and the server's RSS; the ratio
 to in-process ``embed_many`` throughput at batch 64 (the same clips, the same machine, the same run); and
 a lone request's latency against the configured batching delay. Bounded in requests and in time.
@@ -149,62 +150,87 @@ def main(argv: list[str] | None = None) -> int:
             cli.main(["weights", "synth", "--seed", "0", "-o", str(weights)])
         clips = make_clips(args.requests, args.clip_seconds)
         embedder = Embedder(weights, batch_size=64)
-        in_process_run(embedder, clips[:2])  # warm-up
-        baseline_runs = [in_process_run(embedder, clips) for _ in range(args.runs)]
-        baseline = statistics.median(baseline_runs)
-        one_clip_runs = []
-        for _ in range(args.runs):
-            started = time.perf_counter()
-            embedder.embed(clips[0])
-            one_clip_runs.append(time.perf_counter() - started)
-        del embedder
-
         process, address = start_server(weights, args.delay_ms, args.workers)
         try:
-            clip_text = f"{args.requests} x {args.clip_seconds:g} s"
-            print(f"clips: {clip_text}; runs: {args.runs}; server delay {args.delay_ms:g} ms")
-            print(f"in-process embed_many (batch 64): median {baseline:.1f} examples/s over {args.runs} runs")
-            header = ("clients", "examples/s", "ratio", "p50 ms", "p99 ms", "RSS MiB", "peak")
-            print(" ".join(f"{h:>{w}}" for h, w in zip(header, WIDTHS, strict=True)))
-            service_run(address, clips[:2], 1)  # warm-up
-            for concurrency in args.concurrency:
-                throughputs, latencies = [], []
-                for _ in range(args.runs):
-                    if time.monotonic() > budget_end:
-                        break
+            in_process_run(embedder, clips[:2])  # warm-ups
+            service_run(address, clips[:2], 1)
+            # Runs interleave in-process and service measurements, so both see the same machine load
+            # (it is shared and noisy); ratios are taken within a run, then their median reported.
+            baseline_runs: list[float] = []
+            service: dict[int, list[float]] = {c: [] for c in args.concurrency}
+            latencies: dict[int, list[float]] = {c: [] for c in args.concurrency}
+            ratios: dict[int, list[float]] = {c: [] for c in args.concurrency}
+            memory: dict[int, tuple[float, float]] = {}
+            lone_pairs: list[tuple[float, float]] = []
+            for _ in range(args.runs):
+                if time.monotonic() > budget_end:
+                    break
+                baseline_runs.append(in_process_run(embedder, clips))
+                for concurrency in args.concurrency:
                     throughput, run_latencies = service_run(address, clips, concurrency)
-                    throughputs.append(throughput)
-                    latencies.extend(run_latencies)
-                if not throughputs:
-                    print(f"{concurrency:>7} (time budget exhausted)")
-                    continue
-                median = statistics.median(throughputs)
-                rss, peak = rss_mb(process.pid)
-                p50, p99 = 1000 * percentile(latencies, 50), 1000 * percentile(latencies, 99)
-                row = (
-                    f"{concurrency}",
-                    f"{median:.1f}",
-                    f"{median / baseline:.2f}",
-                    f"{p50:.0f}",
-                    f"{p99:.0f}",
-                )
-                row += (f"{rss:.0f}", f"{peak:.0f}")
-                print(" ".join(f"{v:>{w}}" for v, w in zip(row, WIDTHS, strict=True)))
-            lone = []
-            with EmbeddingClient(address) as client:
-                for _ in range(args.runs):
-                    started = time.perf_counter()
-                    client.embed(clips[0])
-                    lone.append(time.perf_counter() - started)
-            lone_ms, direct_ms = 1000 * statistics.median(lone), 1000 * statistics.median(one_clip_runs)
-            print(
-                f"lone request: median {lone_ms:.0f} ms via the service vs {direct_ms:.0f} ms in-process "
-                f"(overhead {lone_ms - direct_ms:.0f} ms; configured delay {args.delay_ms:g} ms)"
-            )
+                    service[concurrency].append(throughput)
+                    latencies[concurrency].extend(run_latencies)
+                    ratios[concurrency].append(throughput / baseline_runs[-1])
+                    memory[concurrency] = rss_mb(process.pid)
+                lone_pairs.append((lone_latency(address, clips[0]), direct_latency(embedder, clips[0])))
+            report(args, baseline_runs, service, latencies, ratios, memory, lone_pairs)
         finally:
             process.terminate()
             process.wait(60)
     return 0
+
+
+def lone_latency(address: str, clip: bytes) -> float:
+    with EmbeddingClient(address) as client:
+        started = time.perf_counter()
+        client.embed(clip)
+        return time.perf_counter() - started
+
+
+def direct_latency(embedder: Embedder, clip: bytes) -> float:
+    started = time.perf_counter()
+    embedder.embed(clip)
+    return time.perf_counter() - started
+
+
+def report(
+    args: argparse.Namespace,
+    baseline_runs: list[float],
+    service: dict[int, list[float]],
+    latencies: dict[int, list[float]],
+    ratios: dict[int, list[float]],
+    memory: dict[int, tuple[float, float]],
+    lone_pairs: list[tuple[float, float]],
+) -> None:
+    runs = len(baseline_runs)
+    clip_text = f"{args.requests} x {args.clip_seconds:g} s clips"
+    print(f"{clip_text}; {runs} runs; server: batch 64, delay {args.delay_ms:g} ms, {args.workers} workers")
+    print(f"in-process embed_many (batch 64): median {statistics.median(baseline_runs):.1f} examples/s")
+    header = ("clients", "examples/s", "ratio", "p50 ms", "p99 ms", "RSS MiB", "peak")
+    print(" ".join(f"{h:>{w}}" for h, w in zip(header, WIDTHS, strict=True)))
+    for concurrency in args.concurrency:
+        if not service[concurrency]:
+            continue
+        p50, p99 = (
+            1000 * percentile(latencies[concurrency], 50),
+            1000 * percentile(latencies[concurrency], 99),
+        )
+        rss, peak = memory[concurrency]
+        row = (f"{concurrency}", f"{statistics.median(service[concurrency]):.1f}")
+        row += (
+            f"{statistics.median(ratios[concurrency]):.2f}",
+            f"{p50:.0f}",
+            f"{p99:.0f}",
+            f"{rss:.0f}",
+            f"{peak:.0f}",
+        )
+        print(" ".join(f"{v:>{w}}" for v, w in zip(row, WIDTHS, strict=True)))
+    lone = statistics.median(1000 * (s - d) for s, d in lone_pairs)
+    print(
+        f"lone request: median service - in-process latency {lone:.0f} ms per pair "
+        f"(service {1000 * statistics.median(s for s, _ in lone_pairs):.0f} ms; "
+        f"configured delay {args.delay_ms:g} ms)"
+    )
 
 
 if __name__ == "__main__":
