@@ -1,11 +1,11 @@
 """Service throughput and latency against in-process ``Embedder.embed_many``, measured in the same run.
 
-Starts ``audioembed serve`` as a subprocess on a loopback port (synthetic weights unless ``--weights``),
-then, interleaved with in-process runs so both see the same load, for 1, 4 and 16 concurrent clients each
-sending single-clip ``Embed`` requests, reports the median
-over ``--runs`` runs of throughput (examples/s), p50/p99 request latency, and the server's RSS; the ratio
-to in-process ``embed_many`` throughput at batch 64 (the same clips, the same machine, the same run); and
-a lone request's latency against the configured batching delay. Bounded in requests and in time.
+Starts ``audioembed serve`` as a subprocess on a loopback port (synthetic weights unless ``--weights``).
+Each run measures in-process ``embed_many`` (batch 64) on the clips, then 1, 4 and 16 concurrent clients
+sending single-clip ``Embed`` requests for the same clips, so both see the same machine load. Reported:
+medians over ``--runs`` runs of throughput (examples/s) and of the per-run ratio to in-process, p50/p99
+request latency, the server's RSS, and a lone request's latency against the in-process one (the cost of
+the batching delay and transport). Bounded in requests and in time (``--max-seconds``).
 
     python benchmarks/bench_service.py                 # defaults: 5 runs, 16 requests of 4 s clips
     python benchmarks/bench_service.py --runs 7 --clip-seconds 2 --requests 32
