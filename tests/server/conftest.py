@@ -104,9 +104,9 @@ def embedder(synthetic_weights):
     return Embedder(synthetic_weights, batch_size=64)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def served(embedder):
-    """One server per module over the session's Embedder: (server, address)."""
+    """One server shared by the tests that do not need their own: (server, address)."""
     with running_server(lambda: embedder, max_queue_delay_ms=20.0, metrics_port=0) as running:
         yield running
 

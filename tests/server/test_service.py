@@ -103,7 +103,7 @@ def test_batch_over_the_item_limit_is_refused(client, served):
 
 def test_concurrent_clients_each_get_their_own_results(served, embedder):
     clips = [int16_tone(1.0 + 0.1 * i, seed=10 + i) for i in range(6)]  # one example each, all different
-    expected = [embedder.embed(c.astype(np.float64) / 32768, 16000) for c in clips]
+    expected = list(embedder.embed_many([(c.astype(np.float64) / 32768, 16000) for c in clips]))
     results: list = [None] * len(clips)
 
     def worker(i: int) -> None:
