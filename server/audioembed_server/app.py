@@ -8,6 +8,7 @@ in-flight ones finish within the grace period, then stop the batcher.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ import numpy as np
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from audioembed import audio
 from audioembed_server.auth import TokenAuthInterceptor
 from audioembed_server.batcher import DynamicBatcher
 from audioembed_server.config import ServerConfig
@@ -144,7 +146,7 @@ class EmbeddingServer:
             embedder = self._factory()
             info = embedder.model_info
             # One warm-up batch: the first call pays for allocations that should not land on a user.
-            embedder.run_model(np.zeros((1, 96, 64), np.float64))
+            embedder.run_model(np.zeros((1, audio.EXAMPLE_WINDOW_FRAMES, audio.NUM_MEL_BANDS), np.float32))
             batcher = DynamicBatcher(
                 embedder.run_model,
                 max_batch=self.config.max_batch_examples,
@@ -161,14 +163,16 @@ class EmbeddingServer:
                 self.health.set(SERVICE_NAME, _SERVING)
             log_event(
                 "model_loaded",
+                level=logging.WARNING if info.synthetic else logging.INFO,  # demo weights: say so loudly
                 seconds=round(time.perf_counter() - started, 3),
-                weights_sha256=getattr(info, "weights_sha256", ""),
-                synthetic=getattr(info, "synthetic", None),
+                weights_sha256=info.weights_sha256,
+                weights_source=info.weights_source,
+                synthetic=info.synthetic,
                 pca_loaded=info.pca_loaded,
             )
         except Exception as error:
             self.servicer.load_error = error
-            log_event("model_load_failed", level=40, exc_info=True, error=str(error))
+            log_event("model_load_failed", level=logging.ERROR, exc_info=True, error=str(error))
         finally:
             self._loaded.set()
 

@@ -34,7 +34,7 @@ from audioembed_server.servicer import SERVICE_NAME
 from audioembed_server.status import RETRY_AFTER_KEY
 
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
-DEFAULT_CHUNK_BYTES = 1024 * 1024  # encoded files are streamed in 1 MiB messages
+DEFAULT_CHUNK_BYTES = 256 * 1024  # encoded files are streamed in messages far below any sane size limit
 
 
 class ServiceError(AudioEmbedError):
@@ -207,7 +207,7 @@ class EmbeddingClient:
             except grpc.RpcError as error:
                 delay = self._retry_delay(error, attempt)
                 if delay is None or time.monotonic() + delay >= deadline:
-                    raise ServiceError(error.code(), error.details() or "") from error
+                    raise _service_error(error) from error
                 time.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover - itertools.count() never ends
 
@@ -317,7 +317,7 @@ class EmbeddingClient:
             for response in responses:
                 yield to_result(response.result)
         except grpc.RpcError as error:
-            raise ServiceError(error.code(), error.details() or "") from error
+            raise _service_error(error) from error
 
     def embed_file_stream(
         self, path: str | os.PathLike, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES, **options: Any
@@ -351,6 +351,14 @@ class EmbeddingClient:
         """The health status name of ``service`` ("SERVING", "NOT_SERVING", ...); "" = the whole server."""
         response = self._health.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
         return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
+
+def _service_error(error: grpc.RpcError) -> ServiceError:
+    """The call's status as a :class:`ServiceError`, with a hint when a message was too large."""
+    details = error.details() or ""
+    if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details:
+        details += " (a gRPC message size limit; send long audio with embed_stream / EmbedStream)"
+    return ServiceError(error.code(), details)
 
 
 def _stream_pcm(chunk: bytes | np.ndarray, encoding: str) -> bytes:

@@ -14,8 +14,9 @@ import numpy as np
 
 from audioembed.bulk.atomic import atomic_file
 from audioembed.commands import Command
-from audioembed_server.client import EmbeddingClient, ServiceError
+from audioembed_server.client import DEFAULT_CHUNK_BYTES, EmbeddingClient, ServiceError
 
+MESSAGE_OVERHEAD = 64 * 1024  # bytes of a request besides the audio, with a wide margin
 EXIT_OK = 0
 EXIT_FAILED = 1  # at least one file could not be embedded
 
@@ -80,12 +81,21 @@ def run(args: argparse.Namespace) -> int:
     options = {"output": args.kind, "hop_seconds": args.hop, "short_clip": args.short_clip}
     failures = 0
     with client:
+        info = client.model_info() if args.info or not args.stream else None
         if args.info:
-            print(json.dumps(dataclasses.asdict(client.model_info()), sort_keys=True), flush=True)
+            print(json.dumps(dataclasses.asdict(info), sort_keys=True), flush=True)
+        # Files too big for one message go through EmbedStream on their own (the request's other
+        # fields need a little room next to the audio bytes).
+        limit = (
+            None if info is None else int(info.limits.get("max_receive_message_bytes", 0)) - MESSAGE_OVERHEAD
+        )
         for path in args.files:
             try:
-                if args.stream:
-                    result = client.embed_file_stream(path, **options)
+                if args.stream or (limit is not None and path.is_file() and path.stat().st_size > limit):
+                    chunk = (
+                        DEFAULT_CHUNK_BYTES if limit is None else max(1024, min(DEFAULT_CHUNK_BYTES, limit))
+                    )
+                    result = client.embed_file_stream(path, chunk_bytes=chunk, **options)
                 else:
                     result = client.embed(path, **options)
             except (ServiceError, OSError) as error:

@@ -68,6 +68,10 @@ def status_for(error: BaseException) -> Mapped:
         return Mapped(grpc.StatusCode.CANCELLED, str(error))
     if isinstance(error, WeightsError):
         return Mapped(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+    if isinstance(error, grpc.RpcError):
+        # Raised by a request stream that gRPC already terminated (client cancelled, or a message over the
+        # size limit): the call's status is set by gRPC itself; this only names it in the log.
+        return Mapped(grpc.StatusCode.CANCELLED, "the request stream was terminated by gRPC")
     error_id = uuid.uuid4().hex[:12]
     log_event(
         "internal_error",

@@ -96,9 +96,17 @@ def running_server(
         server.stop(grace=0)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
+def embedder(synthetic_weights):
+    """An Embedder on the session's synthetic weights (batch 64, as the server uses), shared read-only."""
+    from audioembed.pipeline import Embedder
+
+    return Embedder(synthetic_weights, batch_size=64)
+
+
+@pytest.fixture(scope="session")
 def served(embedder):
-    """One server per module over the session's Embedder: (server, address)."""
+    """One server shared by the tests that do not need their own: (server, address)."""
     with running_server(lambda: embedder, max_queue_delay_ms=20.0, metrics_port=0) as running:
         yield running
 

@@ -121,6 +121,7 @@ def test_sigterm_lets_accepted_requests_finish_and_exits_zero(synthetic_weights)
         address = "127.0.0.1:" + line.rsplit(":", 1)[1].strip()
         deadline = time.monotonic() + 60
         while _status(address, SERVICE_NAME) != SERVING:
+            assert process.poll() is None, process.stderr.read()
             assert time.monotonic() < deadline, "the model never loaded"
             time.sleep(0.05)
         clips = [int16_tone(3.0, seed=i) for i in range(4)]

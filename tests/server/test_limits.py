@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -9,11 +10,13 @@ import grpc
 import numpy as np
 import pytest
 from audioembed_server import EmbeddingClient, ServiceError
+from audioembed_server.client_command import COMMAND as CLIENT
 from audioembed_server.proto import embedding_service_pb2 as pb
 from audioembed_server.proto import embedding_service_pb2_grpc as pb_grpc
 from audioembed_server.status import RETRY_AFTER_KEY
 
-from tests.server.conftest import GatedEmbedder, int16_tone, running_server
+from audioembed import cli
+from tests.server.conftest import GatedEmbedder, int16_tone, running_server, wav_bytes
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -87,7 +90,7 @@ def test_expired_and_cancelled_requests_never_reach_the_model(gated):
         holding = stub.Embed.future(_request(1.0), timeout=60)
         assert gated.entered.wait(20)
         batcher = server.servicer.engine.batcher
-        expiring = stub.Embed.future(_request(2.0, seed=1), timeout=0.5)
+        expiring = stub.Embed.future(_request(2.0, seed=1), timeout=1.5)
         _wait_until(lambda: batcher.queued_rows == 2)
         cancelled = stub.Embed.future(_request(3.0, seed=2), timeout=60)
         _wait_until(lambda: batcher.queued_rows == 5)
@@ -104,13 +107,27 @@ def test_expired_and_cancelled_requests_never_reach_the_model(gated):
         assert server.metrics.requests.value("Embed", "DEADLINE_EXCEEDED") == 1
 
 
-def test_message_over_the_receive_limit_is_refused_clearly(embedder):
-    with running_server(lambda: embedder, max_receive_message_mb=0.25) as (_server, address):
+def test_message_over_the_receive_limit_is_refused_clearly(embedder, tmp_path, capsys):
+    with running_server(lambda: embedder, max_receive_message_mb=0.25) as (server, address):
         client = EmbeddingClient(address)
         with pytest.raises(ServiceError) as info:
             client.embed(int16_tone(10.0), 16000)  # 320 kB of PCM
         assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-        assert "larger than max" in info.value.details
+        assert (
+            "larger than max" in info.value.details
+            and "send long audio with embed_stream" in info.value.details
+        )
+        # The client command streams a file that is too big for one message by itself.
+        big = tmp_path / "big.wav"
+        big.write_bytes(wav_bytes(10.0))
+        args = cli.build_parser([CLIENT]).parse_args(["client", "--address", address, str(big)])
+        assert args._run(args) == 0
+        assert json.loads(capsys.readouterr().out)["num_examples"] == 10
+        # One stream chunk over the limit: gRPC's own status, not an internal error.
+        with pytest.raises(ServiceError, match="larger than max") as chunk_info:
+            list(client.embed_stream([b"\x00" * 300_000]))
+        assert chunk_info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert server.metrics.requests.value("EmbedStream", "INTERNAL") == 0
         # The same audio goes through as a stream of small messages.
         samples = int16_tone(10.0)
         parts = list(client.embed_stream(np.array_split(samples, 8), sample_rate=16000))
