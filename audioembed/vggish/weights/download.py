@@ -24,10 +24,11 @@ from tqdm import tqdm
 from audioembed._version import __version__
 from audioembed.errors import WeightsDownloadError, WeightsVerificationError
 from audioembed.vggish import params
+from audioembed.vggish.weights import verify
 from audioembed.vggish.weights.files import read_weights
 from audioembed.vggish.weights.native import write_native
 from audioembed.vggish.weights.resolve import CACHE_FILE_NAME, home_dir
-from audioembed.vggish.weights.verify import REFERENCE_STATISTICS, SmokeStatistics, verify_weights
+from audioembed.vggish.weights.verify import SmokeStatistics, verify_weights
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +162,7 @@ def download_official(
     *,
     checkpoint_url: str = params.CHECKPOINT_URL,
     pca_url: str = params.PCA_PARAMS_URL,
-    expected: SmokeStatistics = REFERENCE_STATISTICS,
+    expected: SmokeStatistics | None = None,
     keep_download: bool = False,
     progress: bool | None = None,
 ) -> Path:
@@ -173,8 +174,8 @@ def download_official(
         Cache directory; default :func:`~audioembed.vggish.weights.resolve.home_dir`.
     checkpoint_url, pca_url : str
         Where to fetch from (any supported format works, the URLs are injectable for tests/mirrors).
-    expected : SmokeStatistics
-        Statistics the converted files must reproduce (the reference's by default).
+    expected : SmokeStatistics, optional
+        Statistics the converted files must reproduce; default :data:`verify.REFERENCE_STATISTICS`.
     keep_download : bool
         Keep the downloaded checkpoint after a successful install (it is ~277 MB).
     progress : bool, optional
@@ -220,7 +221,7 @@ def download_official(
     write_native(staging, weights.tensors, pca=pca_file.pca, metadata=metadata)
     weights.release_tensors()
     try:
-        measured = verify_weights(staging, expected=expected)
+        measured = verify_weights(staging, expected=expected or verify.REFERENCE_STATISTICS)
         os.replace(staging, final)
     except WeightsVerificationError as error:
         kept = f"kept {final} as it was" if final.exists() else f"nothing installed at {final}"
