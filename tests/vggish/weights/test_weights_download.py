@@ -103,24 +103,6 @@ def test_official_urls_and_a_mirror():
 # --- the official flow, with full-size synthetic files ------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def served_official(full_files):
-    """A server with the synthetic checkpoint and PCA file under the official names."""
-    behaviour = Behaviour(
-        files={"/vggish_model.ckpt": full_files["tf-checkpoint"], "/vggish_pca_params.npz": full_files["npz"]}
-    )
-    with serve(behaviour) as base:
-        yield base, behaviour
-
-
-@pytest.fixture(scope="module")
-def synthetic_statistics(full_files):
-    from audioembed.vggish import load_postprocessor, load_vggish
-    from audioembed.vggish.weights.verify import smoke_statistics
-
-    return smoke_statistics(load_vggish(full_files["native"]), load_postprocessor(full_files["native"]))
-
-
 def test_official_download_converts_verifies_and_installs(tmp_path, served_official, synthetic_statistics):
     base, _ = served_official
     ckpt_url, pca_url = official_urls(base)
