@@ -1,17 +1,27 @@
-"""Per-call options of the Embedder, validated once, with the error naming the bad value."""
+"""Per-call options of the Embedder, validated once, with the error naming the bad value.
+
+The front-end owns the rules for hop, short-clip policy and resampler (:mod:`audioembed.audio.examples`);
+this module only adds the output kind and bundles them, so a bad option fails when the Embedder is built
+rather than at the first file.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 
+from audioembed.audio.constants import EXAMPLE_HOP_SECONDS, FRAMES_PER_SECOND
+from audioembed.audio.examples import (
+    RESAMPLER_METHODS,
+    SHORT_CLIP_POLICIES,
+    check_resampler,
+    check_short_clip,
+    hop_to_frames,
+)
 from audioembed.errors import InvalidOptionError
 from audioembed.result import OUTPUT_KINDS
 
-SHORT_CLIP_POLICIES = ("pad", "drop")
-RESAMPLERS = ("reference", "fast")
-_FRAME_HOP_SECONDS = 0.010  # hops must be whole log-mel frames
-_MAX_HOP_SECONDS = 3600.0  # a hop longer than an hour is a units mistake, not a wish
+__all__ = ["OUTPUT_KINDS", "RESAMPLER_METHODS", "SHORT_CLIP_POLICIES", "EmbedOptions", "check_hop_seconds"]
 
 
 @dataclass(frozen=True)
@@ -28,14 +38,15 @@ class EmbedOptions:
     """
 
     output: str = "both"
-    hop_seconds: float = 0.96
+    hop_seconds: float = EXAMPLE_HOP_SECONDS
     short_clip: str = "pad"
     resampler: str = "reference"
 
     def __post_init__(self) -> None:
-        _check_choice("output", self.output, OUTPUT_KINDS)
-        _check_choice("short_clip", self.short_clip, SHORT_CLIP_POLICIES)
-        _check_choice("resampler", self.resampler, RESAMPLERS)
+        if self.output not in OUTPUT_KINDS:
+            raise InvalidOptionError(f"output must be one of {OUTPUT_KINDS}, got {self.output!r}")
+        check_short_clip(self.short_clip)
+        check_resampler(self.resampler)
         check_hop_seconds(self.hop_seconds)
 
     def override(self, **changes: object) -> EmbedOptions:
@@ -45,18 +56,5 @@ class EmbedOptions:
 
 
 def check_hop_seconds(hop_seconds: object) -> float:
-    """Return ``hop_seconds`` as a float if it is a positive whole number of 10 ms frames, else raise."""
-    if isinstance(hop_seconds, bool) or not isinstance(hop_seconds, (int, float)):
-        raise InvalidOptionError(f"hop_seconds must be a number of seconds, got {hop_seconds!r}")
-    frames = hop_seconds / _FRAME_HOP_SECONDS
-    if not 0 < hop_seconds <= _MAX_HOP_SECONDS or abs(frames - round(frames)) > 1e-6:
-        raise InvalidOptionError(
-            f"hop_seconds must be a positive multiple of 0.01 s (whole 10 ms frames) up to "
-            f"{_MAX_HOP_SECONDS:g} s, got {hop_seconds!r}"
-        )
-    return float(hop_seconds)
-
-
-def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise InvalidOptionError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    """Return ``hop_seconds`` as whole 10 ms frames in seconds, or raise :class:`InvalidOptionError`."""
+    return hop_to_frames(hop_seconds) / FRAMES_PER_SECOND

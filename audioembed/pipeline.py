@@ -17,6 +17,7 @@ from typing import BinaryIO, Literal
 import numpy as np
 
 from audioembed import audio
+from audioembed.audio.constants import EXAMPLE_WINDOW_FRAMES, NUM_MEL_BANDS
 from audioembed.batching import ExampleBatcher
 from audioembed.errors import AudioEmbedError, InvalidOptionError
 from audioembed.model_bundle import ModelBundle, load_model_bundle
@@ -173,7 +174,7 @@ class Embedder:
         batcher: ExampleBatcher[tuple[int, AudioSource, audio.Examples | AudioEmbedError]] = ExampleBatcher(
             self.run_model, batch_size=self.batch_size, with_quantized=self._bundle.postprocessor is not None
         )
-        empty = np.zeros((0, *audio.EXAMPLE_SHAPE), dtype=np.float32)
+        empty = np.zeros((0, EXAMPLE_WINDOW_FRAMES, NUM_MEL_BANDS), dtype=np.float32)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audioembed-decode") as pool:
             for index, source, future in _prefetched(pool, sources, options, self.prefetch):
                 try:

@@ -118,10 +118,9 @@ def check_samples(samples: Any, *, num_channels: int | None = None, allow_empty:
         # A non-finite sample would poison every frame it touches: refuse it, saying where.
         finite = np.isfinite(out)
         if not finite.all():
-            index = np.unravel_index(int(np.argmin(finite)), out.shape)
-            raise InvalidAudioError(
-                f"audio contains NaN or Inf (first at index {tuple(int(i) for i in index)}: {out[index]!r})"
-            )
+            index = tuple(int(i) for i in np.unravel_index(int(np.argmin(finite)), out.shape))
+            value = float(out[index])
+            raise InvalidAudioError(f"audio contains NaN or Inf (first at index {index}: {value!r})")
     else:
         raise InvalidAudioError(
             f"unsupported sample dtype {samples.dtype}: "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from audioembed.options import RESAMPLERS, SHORT_CLIP_POLICIES, check_hop_seconds
+from audioembed.options import RESAMPLER_METHODS, SHORT_CLIP_POLICIES, check_hop_seconds
 from audioembed.pipeline import Embedder
 from audioembed.result import OUTPUT_KINDS
 
@@ -42,7 +42,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         default="pad",
         help="clips under 0.975 s: zero-pad to one example, or drop as the reference does (default: pad)",
     )
-    options.add_argument("--resampler", choices=RESAMPLERS, default="reference", help="(default: reference)")
+    options.add_argument(
+        "--resampler", choices=RESAMPLER_METHODS, default="reference", help="(default: reference)"
+    )
     options.add_argument("--batch-size", type=_positive_int, default=64, help="examples per model call")
 
 

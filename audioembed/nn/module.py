@@ -75,7 +75,7 @@ class Module:
             params[name] = None
         elif isinstance(value, Module):
             self._forget(name)
-            self._modules[name] = value
+            self.add_module(name, value)
         elif params is not None and name in self._modules:
             if value is not None:
                 raise TypeError(

@@ -9,6 +9,7 @@ after fc2** — the embedding is pre-activation (the PyTorch ports' extra ReLU i
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from audioembed.errors import InvalidInputError, ShapeError
 from audioembed.nn import Conv2d, Flatten, Linear, MaxPool2d, Module
 from audioembed.nn.functional import relu
 from audioembed.vggish import params
+from audioembed.vggish.fast import FastForward
 
 # Shape of the conv stack's output for one example: 96×64 halved by four 2×2 pools, 512 channels.
 FEATURES_SHAPE = (params.NUM_FRAMES // 16, params.NUM_BANDS // 16, 512)
@@ -47,6 +49,8 @@ class VGGish(Module):
         self.fc1_2 = Linear(4096, 4096)
         self.fc2 = Linear(4096, params.EMBEDDING_SIZE)
         self.register_load_state_dict_pre_hook(_rename_tf_names)
+        # Fused Winograd/dense plans, used in eval mode when no replaced layer has hooks (see vggish.fast).
+        self._fast = FastForward()
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Embed a batch of log-mel examples.
@@ -63,6 +67,10 @@ class VGGish(Module):
             Raw (pre-activation) embeddings, before PCA and quantization.
         """
         x = self._check_input(x)
+        if FastForward.applies(self):
+            conv, dense = self._fast.plans(self, x.shape[1:])
+            features = conv(x).reshape(x.shape[0], int(np.prod(FEATURES_SHAPE)))  # [N, 12288], NHWC order
+            return dense(features)  # [N, 128]
         x = x[:, :, :, np.newaxis]  # [N, 96, 64, 1], NHWC with one channel
         x = self._features(x)  # [N, 6, 4, 512]
         x = self.flatten(x)  # [N, 12288], NHWC order: the row order of fc1_1's weight
@@ -82,6 +90,20 @@ class VGGish(Module):
         x = self.pool3(x)  # [N, 12, 8, 256]
         x = relu(self.conv4_2(relu(self.conv4_1(x))))
         return self.pool4(x)  # [N, 6, 4, 512]
+
+    def invalidate_fast_path(self) -> None:
+        """Drop the cached fused plans: needed only after writing into parameter arrays in place."""
+        self._fast.invalidate()
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True
+    ) -> tuple[list[str], list[str]]:
+        self._fast.invalidate()  # frees the plans' copies of the old weights before the new ones arrive
+        return super().load_state_dict(state_dict, strict)
+
+    def _apply(self, fn: Callable[[np.ndarray], np.ndarray]) -> Module:
+        self._fast.invalidate()
+        return super()._apply(fn)
 
     def _check_input(self, x: Any) -> np.ndarray:
         x = np.asarray(x)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from typing import Any
 
 import numpy as np
@@ -69,6 +71,19 @@ def test_setattr_routes_by_type() -> None:
     assert leaf.__dict__["note"] == "plain"
     leaf.weight = None  # None is allowed for a registered parameter
     assert leaf._parameters["weight"] is None
+
+
+def test_assigning_a_module_over_a_method_is_refused() -> None:
+    with pytest.raises(ValueError, match="module name 'forward' clashes with an existing attribute of Leaf"):
+        Leaf().forward = ReLU()
+
+
+def test_deepcopy_and_pickle_keep_the_tree() -> None:
+    tree = Tree()
+    for clone in (copy.deepcopy(tree), pickle.loads(pickle.dumps(tree))):
+        assert clone.a.weight is not tree.a.weight
+        assert list(clone.state_dict()) == list(tree.state_dict())
+        np.testing.assert_array_equal(clone.b[0].weight.data, tree.b[0].weight.data)
 
 
 def test_reassigning_a_plain_attribute_as_parameter_moves_it() -> None:

@@ -1,0 +1,83 @@
+"""A fused dense stack: fully connected layers split by output columns across two Python workers.
+
+VGGish's fc1_1 weight alone is 201 MB, so these layers are bound by memory bandwidth at small batch and by
+GEMM speed at large batch; either way both cores should stream their own half of the columns. The weights are
+never copied or re-laid out (they are the largest part of the process's memory).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from audioembed.errors import InvalidOptionError, ShapeError
+from audioembed.nn.threads import WorkerPool, blas_threads
+
+
+class DensePlan:
+    """A stack of dense layers ``y = x @ W + b`` [+ ReLU], each split by output columns across the workers.
+
+    The weights are kept as single copies (views of the caller's arrays when those are float32 and
+    C-contiguous): each worker multiplies by a column slice in place, which BLAS reads with a row stride.
+
+    Parameters
+    ----------
+    layers : sequence of (weight, bias, relu)
+        ``weight`` np.ndarray [shape=(in, out)], ``bias`` [shape=(out,)], ``relu`` bool.
+    num_workers : int or None
+        Python threads (default: available CPUs). BLAS runs single-threaded inside each.
+    """
+
+    def __init__(
+        self, layers: Sequence[tuple[np.ndarray, np.ndarray, bool]], *, num_workers: int | None = None
+    ) -> None:
+        if len(layers) == 0:
+            raise InvalidOptionError("DensePlan needs at least one layer, got an empty sequence")
+        self.layers: list[tuple[np.ndarray, np.ndarray, bool]] = []
+        width = None
+        for index, (weight, bias, relu) in enumerate(layers):
+            weight = np.ascontiguousarray(weight, dtype=np.float32)
+            bias = np.ascontiguousarray(bias, dtype=np.float32)
+            if weight.ndim != 2 or (width is not None and weight.shape[0] != width):
+                expected = f"[{width}, out]" if width else "[in, out]"
+                raise ShapeError(f"layer {index}: expected a {expected} weight, got {weight.shape}")
+            if bias.shape != (weight.shape[1],):
+                raise ShapeError(f"layer {index}: bias must be ({weight.shape[1]},), got {bias.shape}")
+            self.layers.append((weight, bias, bool(relu)))
+            width = weight.shape[1]
+        self.pool = WorkerPool(num_workers)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Run the stack: ``x [N, in]`` → ``[N, out]`` float32."""
+        x = np.asarray(x)
+        width = self.layers[0][0].shape[0]
+        if x.ndim != 2 or x.shape[1] != width:
+            raise ShapeError(f"DensePlan expects input [N, {width}], got shape {x.shape}")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        with blas_threads(1):
+            for weight, bias, relu in self.layers:
+                x = self._layer(x, weight, bias, relu)
+        return x
+
+    def _layer(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray, relu: bool) -> np.ndarray:
+        out = np.empty((x.shape[0], weight.shape[1]), dtype=np.float32)
+        workers = self.pool.num_workers
+        width = weight.shape[1]
+        step = -(-width // (workers * 16)) * 16  # column blocks aligned to 16 floats (one AVX-512 vector)
+        spans = [(lo, min(lo + step, width)) for lo in range(0, width, step)]
+
+        def work(_worker: int, span: tuple[int, int]) -> None:
+            lo, hi = span
+            part = x @ weight[:, lo:hi]  # [N, hi - lo]
+            part += bias[lo:hi]
+            if relu:
+                np.maximum(part, 0.0, out=part)
+            out[:, lo:hi] = part
+
+        self.pool.run(work, spans)
+        return out
+
+    def close(self) -> None:
+        """Stop the worker threads."""
+        self.pool.close()

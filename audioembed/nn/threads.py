@@ -1,0 +1,139 @@
+"""CPU parallelism for the fused kernels: BLAS thread control and a small pool of Python workers.
+
+Measured on 2-core machines (``docs/kernels.md``): two Python threads each running single-threaded OpenBLAS
+on their own chunks beat one thread with OpenBLAS at two threads (166-193 vs 144-148 examples/s for VGGish at
+batch 64), because the memory-bound glue between GEMMs (gathers, pooling, scatters) then runs on both cores.
+NumPy releases the GIL inside GEMMs, ufuncs and copies, so plain ``threading`` is enough.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from audioembed.errors import InvalidOptionError
+
+T = TypeVar("T")
+
+_blas_lock = threading.Lock()
+_blas_state: dict[str, Any] = {"depth": 0, "saved": None, "controllers": None}
+
+
+def available_cpus() -> int:
+    """Number of CPUs this process may run on (its affinity mask, not the machine's total)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _blas_controllers() -> list[Any]:
+    # Scanning the loaded libraries is slow (milliseconds): do it once, after NumPy has loaded its BLAS.
+    if _blas_state["controllers"] is None:
+        import numpy  # noqa: F401  (its BLAS must be loaded for threadpoolctl to find it)
+        from threadpoolctl import ThreadpoolController
+
+        _blas_state["controllers"] = ThreadpoolController().select(user_api="blas").lib_controllers
+    return _blas_state["controllers"]
+
+
+@contextmanager
+def blas_threads(num_threads: int) -> Iterator[None]:
+    """Run the block with the BLAS libraries limited to ``num_threads`` threads, then restore them.
+
+    The BLAS thread count is process-global; concurrent or nested users share one limit: the first to enter
+    sets it, the last to leave restores the original counts.
+
+    Parameters
+    ----------
+    num_threads : int
+        Threads each BLAS call may use (≥ 1).
+    """
+    if not isinstance(num_threads, int) or num_threads < 1:
+        raise InvalidOptionError(f"num_threads must be a positive int, got {num_threads!r}")
+    controllers = _blas_controllers()
+    with _blas_lock:
+        if _blas_state["depth"] == 0:
+            _blas_state["saved"] = [c.num_threads for c in controllers]
+            for c in controllers:
+                c.set_num_threads(num_threads)
+        _blas_state["depth"] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_state["depth"] -= 1
+            if _blas_state["depth"] == 0:
+                for c, n in zip(controllers, _blas_state["saved"], strict=True):
+                    c.set_num_threads(n)
+
+
+class WorkerPool:
+    """``num_workers`` threads (the caller plus helpers) that share lists of work items.
+
+    Items are handed out dynamically from a shared counter, so a slower core simply takes fewer items. Each
+    call of ``fn`` gets the worker's index, which the kernels use to pick that worker's scratch buffers.
+
+    Parameters
+    ----------
+    num_workers : int or None
+        Total workers including the calling thread; default: the CPUs available to this process.
+    """
+
+    def __init__(self, num_workers: int | None = None) -> None:
+        if num_workers is None:
+            num_workers = available_cpus()
+        if not isinstance(num_workers, int) or num_workers < 1:
+            raise InvalidOptionError(f"num_workers must be a positive int, got {num_workers!r}")
+        self.num_workers = num_workers
+        self._executor: ThreadPoolExecutor | None = None
+        if num_workers > 1:
+            self._executor = ThreadPoolExecutor(num_workers - 1, thread_name_prefix="audioembed-worker")
+
+    def run(self, fn: Callable[[int, T], None], items: Sequence[T]) -> None:
+        """Call ``fn(worker_index, item)`` once for every item, spread over the workers; wait for all.
+
+        An exception in any call stops the handing-out of further items and is re-raised here once every
+        worker has stopped (so no worker still touches shared buffers after ``run`` returns).
+        """
+        counter = itertools.count()  # next() on it is atomic under the GIL
+        failed = threading.Event()
+
+        def work(worker: int) -> None:
+            while not failed.is_set():
+                index = next(counter)
+                if index >= len(items):
+                    return
+                try:
+                    fn(worker, items[index])
+                except BaseException:
+                    failed.set()
+                    raise
+
+        helpers = min(self.num_workers, len(items)) - 1
+        futures = [self._executor.submit(work, w) for w in range(1, helpers + 1)] if helpers > 0 else []
+        error: BaseException | None = None
+        try:
+            work(0)
+        except BaseException as e:
+            error = e
+        for future in futures:
+            e = future.exception()
+            if error is None and e is not None:
+                error = e
+        if error is not None:
+            raise error
+
+    def close(self) -> None:
+        """Stop the helper threads (idempotent)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def __repr__(self) -> str:
+        return f"WorkerPool(num_workers={self.num_workers})"

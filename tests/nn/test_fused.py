@@ -1,0 +1,218 @@
+"""ConvStackPlan and DensePlan against float64 layer-by-layer references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fast_reference import conv_stack, random_conv_layers, relative_error
+
+from audioembed.errors import InvalidOptionError, ShapeError
+from audioembed.nn.fused import ConvStackPlan
+from audioembed.nn.fused_dense import DensePlan
+
+TOLERANCE = 1e-5
+
+# VGGish's conv stack with its real shapes (96×64×1 → 6×4×512).
+VGGISH_CHANNELS = [1, 64, 128, 256, 256, 512, 512]
+VGGISH_POOLS = [True, True, False, True, False, True]
+
+
+@pytest.fixture(scope="module")
+def vggish_layers() -> list[tuple[np.ndarray, np.ndarray, bool]]:
+    return random_conv_layers(np.random.default_rng(0), VGGISH_CHANNELS, VGGISH_POOLS)
+
+
+@pytest.fixture(scope="module")
+def vggish_plan(vggish_layers) -> ConvStackPlan:
+    plan = ConvStackPlan(vggish_layers, input_shape=(96, 64, 1), num_workers=2)
+    yield plan
+    plan.close()
+
+
+def test_vggish_stack_matches_layer_by_layer_float64(vggish_layers, vggish_plan) -> None:
+    x = np.random.default_rng(1).standard_normal((3, 96, 64)).astype(np.float32)
+    y = vggish_plan(x)
+    assert y.shape == (3, 6, 4, 512) and y.dtype == np.float32
+    assert relative_error(y, conv_stack(x[..., None], vggish_layers)) <= TOLERANCE
+
+
+def test_buffers_are_reused_correctly_across_batch_sizes(vggish_layers, vggish_plan) -> None:
+    # A big batch, then smaller ones: reused buffers must keep their zero borders and not leak old images.
+    rng = np.random.default_rng(2)
+    big = rng.standard_normal((9, 96, 64, 1)).astype(np.float32)
+    small = rng.standard_normal((1, 96, 64, 1)).astype(np.float32)
+    first = vggish_plan(big)
+    assert relative_error(vggish_plan(small), conv_stack(small, vggish_layers)) <= TOLERANCE
+    np.testing.assert_array_equal(vggish_plan(big), first)  # deterministic: same chunks, same order of sums
+    assert vggish_plan(big[:0]).shape == (0, 6, 4, 512)
+
+
+@pytest.mark.parametrize("num_workers", [1, 2, 3])
+@pytest.mark.parametrize("tile", [2, 4])
+def test_small_stack_any_workers_tiles_and_chunking(num_workers: int, tile: int) -> None:
+    # A tiny scratch budget forces one image per work item: many items, every worker busy.
+    rng = np.random.default_rng(num_workers * 10 + tile)
+    layers = random_conv_layers(rng, [2, 8, 12, 16], [True, False, True])
+    plan = ConvStackPlan(layers, input_shape=(16, 24, 2), tile=tile, num_workers=num_workers, scratch_bytes=1)
+    try:
+        x = rng.standard_normal((5, 16, 24, 2))  # float64 input is accepted
+        y = plan(x)
+        assert y.shape == (5, 4, 6, 16)
+        assert relative_error(y, conv_stack(x, layers)) <= TOLERANCE
+    finally:
+        plan.close()
+
+
+def test_non_contiguous_input_and_winograd_first_layer() -> None:
+    rng = np.random.default_rng(4)
+    layers = random_conv_layers(rng, [6, 8, 4], [False, True])  # Cin = 6: Winograd from the first layer
+    plan = ConvStackPlan(layers, input_shape=(8, 12, 6), num_workers=2)
+    base = rng.standard_normal((4, 12, 8, 9)).astype(np.float32)
+    x = base.transpose(0, 2, 1, 3)[::2, :, :, 1:7]  # [2, 8, 12, 6], non-contiguous
+    y = plan(x)
+    assert relative_error(y, conv_stack(x, layers)) <= TOLERANCE
+    plan.close()
+
+
+def test_pool_after_patch_layer_without_pool() -> None:
+    rng = np.random.default_rng(5)
+    layers = random_conv_layers(rng, [1, 4, 8], [False, True])  # patch layer without pooling
+    plan = ConvStackPlan(layers, input_shape=(8, 8, 1), num_workers=2)
+    x = rng.standard_normal((3, 8, 8)).astype(np.float32)
+    assert relative_error(plan(x), conv_stack(x[..., None], layers)) <= TOLERANCE
+    plan.close()
+
+
+def test_plan_copies_weights_at_build_time() -> None:
+    rng = np.random.default_rng(6)
+    layers = random_conv_layers(rng, [1, 8, 8], [True, False])
+    plan = ConvStackPlan(layers, input_shape=(8, 8, 1), num_workers=1)
+    x = rng.standard_normal((1, 8, 8)).astype(np.float32)
+    before = plan(x)
+    layers[1][0][...] = 0.0  # mutating the caller's array must not change the plan
+    np.testing.assert_array_equal(plan(x), before)
+    plan.release_buffers()
+    np.testing.assert_array_equal(plan(x), before)
+    plan.close()
+
+
+@pytest.mark.parametrize(
+    ("layers", "input_shape", "error", "message"),
+    [
+        ([], (8, 8, 1), InvalidOptionError, "at least one layer"),
+        (
+            [(np.zeros((3, 3, 2, 4)), np.zeros(4), False)],
+            (8, 8, 1),
+            ShapeError,
+            r"layer 0: .*got \(3, 3, 2, 4\)",
+        ),
+        (
+            [(np.zeros((3, 3, 1, 4)), np.zeros(3), False)],
+            (8, 8, 1),
+            ShapeError,
+            r"bias must be \(4,\), got \(3,\)",
+        ),
+        (
+            [(np.zeros((3, 3, 1, 4)), np.zeros(4), True)],
+            (7, 8, 1),
+            ShapeError,
+            r"even height and width.*\(7, 8\)",
+        ),
+        (
+            [(np.zeros((3, 3, 8, 4)), np.zeros(4), False)],
+            (6, 8, 8),
+            ShapeError,
+            r"divisible by 4, got \(6, 8\)",
+        ),
+    ],
+)
+def test_plan_rejects_bad_layers(layers, input_shape, error, message) -> None:
+    with pytest.raises(error, match=message):
+        ConvStackPlan(layers, input_shape=input_shape)
+
+
+@pytest.mark.parametrize("scratch", [0, -5, 1.5])
+def test_plan_rejects_bad_scratch(scratch) -> None:
+    layers = [(np.zeros((3, 3, 1, 4)), np.zeros(4), False)]
+    with pytest.raises(InvalidOptionError, match=f"scratch_bytes must be a positive int, got {scratch!r}"):
+        ConvStackPlan(layers, input_shape=(8, 8, 1), scratch_bytes=scratch)
+
+
+@pytest.mark.parametrize("shape", [(2, 96, 64, 2), (2, 64, 96), (96, 64), (2, 96, 64, 1, 1)])
+def test_plan_rejects_bad_input_shape(vggish_plan, shape) -> None:
+    with pytest.raises(ShapeError, match=r"expects input \[N, 96, 64, 1\], got shape"):
+        vggish_plan(np.zeros(shape, dtype=np.float32))
+
+
+# --- DensePlan ---------------------------------------------------------------------------------------------
+
+
+def _dense_layers(rng: np.random.Generator, widths: list[int], relus: list[bool]):
+    return [
+        (
+            (rng.standard_normal((i, o)) / np.sqrt(i)).astype(np.float32),
+            rng.standard_normal(o).astype(np.float32),
+            relu,
+        )
+        for i, o, relu in zip(widths[:-1], widths[1:], relus, strict=True)
+    ]
+
+
+def _dense_reference(x, layers):
+    x = np.asarray(x, dtype=np.float64)
+    for weight, bias, relu in layers:
+        x = x @ weight.astype(np.float64) + bias
+        if relu:
+            x = np.maximum(x, 0.0)
+    return x
+
+
+@pytest.mark.parametrize("num_workers", [1, 2])
+@pytest.mark.parametrize("batch", [1, 3, 64])
+def test_dense_plan_matches_float64(num_workers: int, batch: int) -> None:
+    rng = np.random.default_rng(batch + num_workers)
+    layers = _dense_layers(rng, [96, 200, 50, 7], [True, True, False])
+    plan = DensePlan(layers, num_workers=num_workers)
+    x = rng.standard_normal((batch, 96))
+    y = plan(x)
+    assert y.shape == (batch, 7) and y.dtype == np.float32
+    assert relative_error(y, _dense_reference(x, layers)) <= 1e-6
+    assert (y < 0).any()  # no ReLU after the last layer
+    plan.close()
+
+
+def test_dense_plan_keeps_float32_weights_as_views() -> None:
+    layers = _dense_layers(np.random.default_rng(0), [8, 4], [False])
+    plan = DensePlan(layers)
+    assert plan.layers[0][0] is layers[0][0]
+    plan.close()
+
+
+@pytest.mark.parametrize(
+    ("layers", "error", "message"),
+    [
+        ([], InvalidOptionError, "at least one layer"),
+        (
+            [(np.zeros(4), np.zeros(4), True)],
+            ShapeError,
+            r"layer 0: expected a \[in, out\] weight, got \(4,\)",
+        ),
+        (
+            [(np.zeros((4, 5)), np.zeros(5), True), (np.zeros((4, 2)), np.zeros(2), False)],
+            ShapeError,
+            r"layer 1: expected a \[5, out\] weight, got \(4, 2\)",
+        ),
+        ([(np.zeros((4, 5)), np.zeros(4), True)], ShapeError, r"bias must be \(5,\), got \(4,\)"),
+    ],
+)
+def test_dense_plan_rejects_bad_layers(layers, error, message) -> None:
+    with pytest.raises(error, match=message):
+        DensePlan(layers)
+
+
+@pytest.mark.parametrize("shape", [(3,), (2, 4), (2, 3, 3)])
+def test_dense_plan_rejects_bad_input(shape) -> None:
+    plan = DensePlan([(np.zeros((3, 2)), np.zeros(2), False)])
+    with pytest.raises(ShapeError, match=r"expects input \[N, 3\], got shape"):
+        plan(np.zeros(shape))
+    plan.close()
