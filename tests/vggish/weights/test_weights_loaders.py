@@ -12,6 +12,7 @@ import pytest
 
 from audioembed.errors import WeightsFormatError, WeightsVerificationError
 from audioembed.vggish import Postprocessor, VGGish, load_postprocessor, load_vggish
+from audioembed.vggish.weights import build_vggish, read_weights
 from audioembed.vggish.weights.verify import (
     REFERENCE_STATISTICS,
     SmokeStatistics,
@@ -63,6 +64,8 @@ def test_native_parameters_share_the_mapped_file(full_files, native_model, examp
 def test_load_vggish_from_a_pca_file_says_so(full_files):
     with pytest.raises(WeightsFormatError, match="holds only PCA parameters"):
         load_vggish(full_files["npz"])
+    with pytest.raises(WeightsFormatError, match=r"vggish_pca_params\.npz holds only PCA parameters \(npz\)"):
+        build_vggish(read_weights(full_files["npz"]))
 
 
 @pytest.mark.parametrize("kind", ["npz", "pca-pth", "native"])
