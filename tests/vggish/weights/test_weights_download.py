@@ -29,6 +29,18 @@ def test_download_complete_file(tmp_path, blob):
     assert behaviour.requests == [("/blob.bin", None)]
 
 
+def test_progress_bar_on_request(tmp_path, blob, capsys):
+    with serve(Behaviour(files={"/blob.bin": blob})) as base:
+        download_file(f"{base}/blob.bin", tmp_path / "blob.bin", progress=True)
+    assert "blob.bin" in capsys.readouterr().err  # tqdm draws on stderr
+
+
+def test_no_progress_bar_when_not_a_terminal(tmp_path, blob, capsys):
+    with serve(Behaviour(files={"/blob.bin": blob})) as base:
+        download_file(f"{base}/blob.bin", tmp_path / "blob.bin")  # stderr is captured: not a TTY
+    assert capsys.readouterr().err == ""
+
+
 def test_interrupted_download_leaves_only_a_part_file_then_resumes(tmp_path, blob):
     behaviour = Behaviour(files={"/blob.bin": blob}, cut_after={"/blob.bin": 300_000})
     target = tmp_path / "blob.bin"

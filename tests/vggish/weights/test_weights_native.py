@@ -219,6 +219,13 @@ def test_pickled_npz_is_refused_without_unpickling(tmp_path):
         read_pca_npz(tmp_path / "p.npz")
 
 
+def test_truncated_npz(tmp_path, full_files):
+    path = tmp_path / "cut.npz"
+    path.write_bytes(full_files["npz"].read_bytes()[:5000])
+    with pytest.raises(WeightsFormatError, match="corrupted zip container"):
+        read_weights(path)
+
+
 def test_pca_npz_through_read_weights(full_files, synthetic_pca):
     weights = read_weights(full_files["npz"])
     assert weights.format == "npz" and not weights.has_model
