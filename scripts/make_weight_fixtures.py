@@ -12,7 +12,8 @@ It writes into ``tests/fixtures/weights/``:
 - ``torch_legacy.pth`` / ``torch_zip.pth``: ``torch.save`` of a state dict with the port's key names,
   non-contiguous and offset views sharing one storage, and float64 / int64 / bfloat16 / float16 tensors,
   in the legacy (``_use_new_zipfile_serialization=False``) and zip containers;
-- ``torch_numpy_pca.pth``: ``torch.save`` of a dict of NumPy float64 arrays, as the port's PCA file is.
+- ``torch_numpy_pca.pth``: ``torch.save`` of a dict of NumPy float64 arrays, as the port's PCA file is;
+- ``tf_saver_v2.ckpt.index`` / ``.data-00000-of-00001``: a V2 checkpoint, to test that it is refused.
 
 Every value is a formula of its index (see ``fixture_values``), so tests recompute what they should read
 without TensorFlow or PyTorch. Each file stays far below 200 KB.
@@ -66,6 +67,21 @@ def write_tf() -> None:
             saver.save(session, str(OUT / "tf_saver_v1.ckpt"), write_meta_graph=False, write_state=False)
 
 
+def write_tf_v2() -> None:
+    """A V2 checkpoint (``.index`` + ``.data-00000-of-00001``): the readers must recognise and refuse it."""
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.get_variable(
+            "v", initializer=tf.constant(fixture_values((2, 3), "float32")), use_resource=False
+        )
+        saver = tf.compat.v1.train.Saver(write_version=tf.compat.v1.train.SaverDef.V2)
+        with tf.compat.v1.Session(graph=graph) as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            saver.save(session, str(OUT / "tf_saver_v2.ckpt"), write_meta_graph=False, write_state=False)
+
+
 def torch_state():
     import torch
 
@@ -101,6 +117,7 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     write_torch()
     write_tf()
+    write_tf_v2()
     for path in sorted(OUT.iterdir()):
         print(f"{path.stat().st_size:>8} {path.name}")
     return 0

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audioembed.vggish.weights import detect_format, read_tf_checkpoint, read_torch_file
+from audioembed.errors import WeightsFormatError
+from audioembed.vggish.weights import detect_format, read_tf_checkpoint, read_torch_file, read_weights
 
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = ROOT / "tests" / "fixtures" / "weights"
@@ -78,3 +79,16 @@ def test_torch_save_of_numpy_arrays():
     arrays = read_torch_file(path)
     np.testing.assert_array_equal(arrays["pca_eigen_vectors"], values((16, 16), "float64", 18))
     np.testing.assert_array_equal(arrays["pca_means"], values((16, 1), "float64", 19))
+
+
+def test_tensorflow_v2_checkpoint_is_recognised_and_refused():
+    prefix = FIXTURES / "tf_saver_v2.ckpt"
+    for path, message in [
+        (Path(f"{prefix}.index"), "the .index file of a TensorFlow V2 checkpoint"),
+        (Path(f"{prefix}.data-00000-of-00001"), "a data shard of a TensorFlow V2 checkpoint"),
+        (prefix, "the prefix of a TensorFlow V2 checkpoint"),
+    ]:
+        with pytest.raises(WeightsFormatError, match=message):
+            detect_format(path)
+        with pytest.raises(WeightsFormatError, match="audioembed weights download"):
+            read_weights(path)
