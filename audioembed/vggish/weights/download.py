@@ -154,7 +154,7 @@ def official_urls(base_url: str | None = None) -> tuple[str, str]:
     if base_url is None:
         return params.CHECKPOINT_URL, params.PCA_PARAMS_URL
     base = base_url.rstrip("/")
-    return tuple(f"{base}/{_file_name(url)}" for url in (params.CHECKPOINT_URL, params.PCA_PARAMS_URL))
+    return tuple(f"{base}/{file_name(url)}" for url in (params.CHECKPOINT_URL, params.PCA_PARAMS_URL))
 
 
 def download_official(
@@ -198,8 +198,8 @@ def download_official(
     """
     home = Path(home).expanduser() if home is not None else home_dir()
     downloads = home / "downloads"
-    checkpoint = download_file(checkpoint_url, downloads / _file_name(checkpoint_url), progress=progress)
-    pca = download_file(pca_url, downloads / _file_name(pca_url), progress=progress)
+    checkpoint = download_file(checkpoint_url, downloads / file_name(checkpoint_url), progress=progress)
+    pca = download_file(pca_url, downloads / file_name(pca_url), progress=progress)
 
     weights = read_weights(checkpoint)
     pca_file = read_weights(pca)
@@ -224,8 +224,11 @@ def download_official(
         measured = verify_weights(staging, expected=expected or verify.REFERENCE_STATISTICS)
         os.replace(staging, final)
     except WeightsVerificationError as error:
-        kept = f"kept {final} as it was" if final.exists() else f"nothing installed at {final}"
-        raise WeightsVerificationError(f"{error} Downloads kept in {downloads}; {kept}.") from error
+        kept = f"{final} is unchanged" if final.exists() else f"nothing was installed at {final}"
+        raise WeightsVerificationError(
+            f"{error} {kept}; the downloads stay in {downloads} (`audioembed weights download --force` "
+            "fetches them again)."
+        ) from error
     finally:
         staging.unlink(missing_ok=True)  # gone already after a successful install
     logger.info("installed %s (%s)", final, measured)
@@ -234,7 +237,8 @@ def download_official(
     return final
 
 
-def _file_name(url: str) -> str:
+def file_name(url: str) -> str:
+    """The file name a URL downloads to (its last path component)."""
     name = Path(urlsplit(url).path).name
     if not name:
         raise WeightsDownloadError(f"cannot tell a file name from the URL {url!r}")

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from http_server import Behaviour, serve
 
 from audioembed import cli
 from audioembed.vggish.weights import read_weights, verify
@@ -152,3 +153,17 @@ def test_download_failure_is_reported(tmp_path, capsys, served_official):
     args = ["weights", "download", "--home", str(tmp_path), "--base-url", f"{base}/nowhere"]
     assert cli.main(args) == cli.EXIT_USAGE
     assert "HTTP 404" in capsys.readouterr().err
+
+
+def test_download_force_discards_earlier_downloads(tmp_path, capsys):
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    (downloads / "vggish_model.ckpt").write_bytes(b"an earlier, bad download")
+    (downloads / "vggish_pca_params.npz.part").write_bytes(b"half")
+    (tmp_path / "vggish.safetensors").write_bytes(b"installed")
+    with serve(Behaviour()) as base:  # serves nothing: HTTP 404
+        args = ["weights", "download", "--home", str(tmp_path), "--base-url", base, "--force"]
+        assert cli.main(args) == cli.EXIT_USAGE
+    assert "HTTP 404" in capsys.readouterr().err
+    assert not list(downloads.iterdir())  # both earlier files were discarded before fetching
+    assert (tmp_path / "vggish.safetensors").read_bytes() == b"installed"

@@ -141,7 +141,8 @@ def test_failed_verification_replaces_nothing_and_says_what_failed(tmp_path, ser
         download_official(
             tmp_path, checkpoint_url=ckpt_url, pca_url=pca_url, progress=False
         )  # reference stats
-    assert "kept" in str(error.value) and "as it was" in str(error.value)
+    assert f"{tmp_path / 'vggish.safetensors'} is unchanged" in str(error.value)
+    assert "audioembed weights download --force" in str(error.value)
     assert (tmp_path / "vggish.safetensors").read_bytes() == b"the user's previous file"
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "downloads",
