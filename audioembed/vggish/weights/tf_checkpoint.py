@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import mmap
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -105,42 +105,47 @@ def read_tf_checkpoint(
         bad handles, truncated records, a requested name that is absent, or a count/shape mismatch.
     """
     path = Path(path)
-    with open(path, "rb") as file:
-        if path.stat().st_size < FOOTER_SIZE:
-            raise WeightsFormatError(
-                f"{path} is {path.stat().st_size} bytes, too short for a TensorFlow checkpoint "
-                f"(a {FOOTER_SIZE}-byte footer at least)"
-            )
-        mapping = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-    try:
-        tensors = _read_tensors(memoryview(mapping), path, names)
-    finally:
-        # If a traceback still holds a view into the mapping, close() refuses; the GC unmaps it later.
-        with contextlib.suppress(BufferError):
-            mapping.close()
-    return tensors
+    with _mapped(path) as data:
+        return _read_tensors(data, path, names)
 
 
 def list_tf_checkpoint(path: str | PathLike[str]) -> list[TensorEntry]:
     """List the tensors a V1 checkpoint declares (name, shape, dtype) without decoding any values."""
     path = Path(path)
-    with open(path, "rb") as file:
-        data = memoryview(mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ))
-    meta, _ = _scan(data, path, want_records=False)
+    with _mapped(path) as data:
+        meta, _ = _scan(data, path, want_records=False)
     return list(meta.values())
 
 
 def is_v2_index(path: str | PathLike[str]) -> bool:
     """Whether a table file is a V2 checkpoint's ``.index`` (its header record is a bundle header)."""
     path = Path(path)
-    with open(path, "rb") as file:
-        data = memoryview(mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ))
-    for handle in data_handles(data, path):
-        for key, value in iter_entries(read_block(data, handle, path), path, handle):
-            # V1's header is SavedTensorSlices.meta (field 1, length-delimited: tag 0x0a); a V2
-            # BundleHeaderProto starts with num_shards (field 1, varint: tag 0x08) or is empty.
-            return key == b"" and (len(value) == 0 or value[0] != 0x0A)
+    with _mapped(path) as data:
+        for handle in data_handles(data, path):
+            for key, value in iter_entries(read_block(data, handle, path), path, handle):
+                # V1's header is SavedTensorSlices.meta (field 1, length-delimited: tag 0x0a); a V2
+                # BundleHeaderProto starts with num_shards (field 1, varint: tag 0x08) or is empty.
+                return key == b"" and (len(value) == 0 or value[0] != 0x0A)
     return False
+
+
+@contextlib.contextmanager
+def _mapped(path: Path) -> Iterator[memoryview]:
+    """The file, memory-mapped read-only, as a memoryview."""
+    size = path.stat().st_size
+    if size < FOOTER_SIZE:
+        raise WeightsFormatError(
+            f"{path} is {size} bytes, too short for a TensorFlow checkpoint "
+            f"(a {FOOTER_SIZE}-byte footer at least)"
+        )
+    with open(path, "rb") as file:
+        mapping = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        yield memoryview(mapping)
+    finally:
+        # If a traceback still holds a view into the mapping, close() refuses; the GC unmaps it later.
+        with contextlib.suppress(BufferError):
+            mapping.close()
 
 
 def _read_tensors(data: memoryview, path: Path, names: Collection[str] | None) -> dict[str, np.ndarray]:
