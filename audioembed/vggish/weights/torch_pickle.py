@@ -129,12 +129,15 @@ def _read_legacy(path: Path) -> Any:
                 raise WeightsFormatError(
                     f"{source}: storage {key!r} claims {count} elements; the file is truncated"
                 )
-            arrays[key] = np.frombuffer(mapping, dtype=ref.kind.dtype, count=count, offset=pos).copy()
+            # A view of the mapping: each tensor is copied out of it once, when resolved below.
+            arrays[key] = np.frombuffer(mapping, dtype=ref.kind.dtype, count=count, offset=pos)
             pos += nbytes
-    for ref in storages.values():
-        if ref.key not in arrays:
-            raise WeightsFormatError(f"{source}: storage {ref.key!r} is used but not stored")
-    return _resolve(obj, arrays, source)
+        for ref in storages.values():
+            if ref.key not in arrays:
+                raise WeightsFormatError(f"{source}: storage {ref.key!r} is used but not stored")
+        result = _resolve(obj, arrays, source)
+        arrays.clear()  # drop the views so the mapping can close
+    return result
 
 
 @contextlib.contextmanager
@@ -188,10 +191,9 @@ def _read_zip(path: Path) -> Any:
                     )
                 if start is None:  # a compressed member: inflate it
                     raw = np.frombuffer(archive.read(member), dtype=dtype)
-                else:  # stored: view the mapped bytes, then one copy in native order
+                else:  # stored: a view of the mapped bytes; tensors are copied out of it when resolved
                     raw = np.frombuffer(mapping, dtype=dtype, count=ref.numel, offset=start)
-                arrays[ref.key] = raw.astype(ref.kind.dtype)
-                del raw  # release the view so the mapping can close
+                arrays[ref.key] = raw.astype(ref.kind.dtype, copy=False)  # copies only if big-endian
             return ref
 
         try:
@@ -202,7 +204,9 @@ def _read_zip(path: Path) -> Any:
             if isinstance(error, WeightsFormatError):
                 raise
             raise WeightsFormatError(f"{source}: truncated or corrupted torch file: {error}") from error
-    return _resolve(obj, arrays, source)
+        result = _resolve(obj, arrays, source)
+        arrays.clear()  # drop the views so the mapping can close
+    return result
 
 
 def _member_span(
