@@ -121,14 +121,16 @@ def download_file(
                 desc=destination.name, disable=not show, leave=False,
             ) as bar,
         ):  # fmt: skip
+            received = offset  # bytes in the partial file (the bar counts nothing when disabled)
             try:
                 while chunk := response.read(CHUNK_BYTES):
                     file.write(chunk)
+                    received += len(chunk)
                     bar.update(len(chunk))
             except (OSError, HTTPException) as error:
                 raise WeightsDownloadError(
-                    f"download of {url} was interrupted after {offset + bar.n - bar.initial} bytes "
-                    f"({error}); run the command again to resume"
+                    f"download of {url} was interrupted after {received} bytes ({error}); run the "
+                    "command again to resume"
                 ) from error
             file.flush()
             os.fsync(file.fileno())
