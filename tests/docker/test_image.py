@@ -257,3 +257,19 @@ def test_tls_server_is_probed_over_tls(run_container, models, tmp_path):
     roots = (certs / "cert.pem").read_bytes()
     assert healthcheck.check(f"127.0.0.1:{port}", service=SERVICE, tls_roots=roots) == (True, "SERVING")
     assert not healthcheck.check(f"127.0.0.1:{port}", service=SERVICE, timeout=2)[0]  # plaintext refused
+
+
+def test_weights_commands_write_to_the_models_volume_and_fail_cleanly_offline(image):
+    # The image's /models volume belongs to the runtime user: the weights CLI can install files into it.
+    synth = docker(
+        "run", "--rm", "--network", "none", image, "weights", "synth", "--seed", "0", "-o",
+        "/models/vggish.safetensors",
+        check=False,
+    )  # fmt: skip
+    assert synth.returncode == 0, synth.stderr
+    assert "wrote /models/vggish.safetensors: SYNTHETIC weights (seed 0)" in synth.stdout
+    # Offline, `weights download` says what to do instead of showing a traceback.
+    fetch = docker("run", "--rm", "--network", "none", image, "weights", "download", timeout=120, check=False)
+    assert fetch.returncode != 0
+    assert "audioembed weights: error: could not reach" in fetch.stderr, fetch.stderr
+    assert "Traceback" not in fetch.stderr
