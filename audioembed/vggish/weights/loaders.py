@@ -9,7 +9,7 @@ from audioembed.vggish import params
 from audioembed.vggish.model import VGGish
 from audioembed.vggish.postprocess import Postprocessor
 from audioembed.vggish.weights import detect
-from audioembed.vggish.weights.files import read_weights
+from audioembed.vggish.weights.files import WeightsFile, read_weights
 
 
 def load_vggish(path: str | PathLike[str], *, share_memory: bool = True) -> VGGish:
@@ -33,10 +33,17 @@ def load_vggish(path: str | PathLike[str], *, share_memory: bool = True) -> VGGi
     WeightsFormatError
         The file holds only PCA parameters, or no valid VGGish weights (see :func:`read_weights`).
     """
-    weights = read_weights(path)
+    return build_vggish(read_weights(path), share_memory=share_memory)
+
+
+def build_vggish(weights: WeightsFile, *, share_memory: bool = True) -> VGGish:
+    """A :class:`VGGish` in eval mode from an already read file (see :func:`load_vggish`).
+
+    For callers that also need the file's format, metadata or sha256 without reading it twice.
+    """
     if not weights.has_model:
         raise WeightsFormatError(
-            f"{path} holds only PCA parameters ({weights.format}), not model weights; "
+            f"{weights.path} holds only PCA parameters ({weights.format}), not model weights; "
             "pass it as the PCA file instead"
         )
     model = VGGish()
