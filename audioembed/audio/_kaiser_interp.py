@@ -1,11 +1,12 @@
 """Band-limited interpolation with the ``kaiser_best`` table: the exact, direct form.
 
-Everything here follows resampy 0.4.3's interpolation step by step (``docs/resampling.md`` §3), with the
-loop over filter taps kept in Python and the work of each tap vectorised across output samples. Every
-output accumulates its products in the reference's order (left wing, taps ascending, then right wing), so
-the result is bit-for-bit the reference's. Two substitutions make the loop branch-free without changing a
-bit: samples outside the signal are zeros (the reference skips them), and table entries past a wing's last
-tap are zeros (the reference stops at ``(nwin - offset) // step`` taps); both only ever add ``±0.0``.
+Everything here follows resampy 0.4.3's interpolation step by step (``docs/resampling.md`` §3), vectorised
+over taps and output samples at once: the weights and products form a ``[taps, outputs]`` array whose
+rows are summed one after another, so every output accumulates its products in the reference's order
+(left wing, taps ascending, then right wing) and the result is bit-for-bit the reference's. Two
+substitutions make it branch-free without changing a bit: samples outside the signal are zeros (the
+reference skips them), and table entries past a wing's last tap are zeros (the reference stops at
+``(nwin - offset) // step`` taps); both only ever add ``±0.0``.
 
 Output indices are global (``t`` counts from the start of the whole signal) so that a block of outputs can
 be computed from any window of the input that covers it: the one-shot and the streaming resampler share
@@ -19,10 +20,12 @@ import functools
 
 import numpy as np
 
-from audioembed.audio._kaiser_table import PRECISION, scaled_table
+from audioembed.audio._kaiser_table import PRECISION, TABLE_LENGTH, scaled_table
 
 # Products held at once by the direct form ([2 * taps, outputs, channels] float64: ~8 MB).
 _DIRECT_ELEMENTS = 1 << 20
+# From this many outputs on, the direct form loops over taps instead (~2x faster for many outputs).
+_TAP_LOOP_MIN_OUTPUTS = 2048
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,21 +64,14 @@ class KaiserPlan:
 
 @functools.lru_cache(maxsize=32)
 def kaiser_plan(rate_in: int, rate_out: int) -> KaiserPlan:
-    """Return the (cached) interpolation plan for ``rate_in`` → ``rate_out`` Hz (validated by the caller)."""
+    """Return the (cached) interpolation plan for ``rate_in`` → ``rate_out`` Hz (validated by the caller).
+
+    ``rate_out / rate_in`` must be at least ``1 / PRECISION`` (else the reference's tap stride is 0).
+    """
     ratio = float(rate_out) / rate_in
     scale = min(1.0, ratio)
-    win, delta = scaled_table(scale)
-    nwin = win.shape[0]
     step = int(scale * PRECISION)
-    # A wing stops before the tap whose index exceeds nwin - step (it takes (nwin - offset) // step taps);
-    # beyond that, and beyond the table, the weights are zero. Offsets are < PRECISION, hence the length.
-    last = nwin - step
-    win_z = np.zeros(nwin + step + PRECISION)
-    delta_z = np.zeros_like(win_z)
-    win_z[: last + 1] = win[: last + 1]
-    delta_z[: last + 1] = delta[: last + 1]
-    win_z.flags.writeable = False
-    delta_z.flags.writeable = False
+    win, delta = _wing_tables(scale)
     return KaiserPlan(
         rate_in=rate_in,
         rate_out=rate_out,
@@ -83,10 +79,30 @@ def kaiser_plan(rate_in: int, rate_out: int) -> KaiserPlan:
         time_step=1.0 / ratio,
         scale=scale,
         step=step,
-        taps=nwin // step,
-        win=win_z,
-        delta=delta_z,
+        taps=TABLE_LENGTH // step,
+        win=win,
+        delta=delta,
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _wing_tables(scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled table and differences with the zero tail :class:`KaiserPlan` describes (6.6 MB per scale).
+
+    Cached by scale, not by rate pair: all upsampling pairs share one pair of arrays.
+    """
+    win, delta = scaled_table(scale)
+    step = int(scale * PRECISION)
+    # A wing stops before the tap whose index exceeds nwin - step (it takes (nwin - offset) // step taps);
+    # beyond that, and beyond the table, the weights are zero. Offsets are < PRECISION, hence the length.
+    last = TABLE_LENGTH - step
+    win_z = np.zeros(TABLE_LENGTH + step + PRECISION)
+    delta_z = np.zeros_like(win_z)
+    win_z[: last + 1] = win[: last + 1]
+    delta_z[: last + 1] = delta[: last + 1]
+    win_z.flags.writeable = False
+    delta_z.flags.writeable = False
+    return win_z, delta_z
 
 
 def output_length(n_in: int, rate_in: int, rate_out: int) -> int:
@@ -205,10 +221,33 @@ def interpolate_direct(plan: KaiserPlan, x: np.ndarray, origin: int, t: np.ndarr
     window = padded_window(plan, x, origin, n_lo, int(pos.n[-1]))
     # Row of window holding sample n of each output (window starts at n_lo - taps + 1).
     centre = pos.n - n_lo + plan.taps - 1
-    taps = np.arange(plan.taps)[:, None] * np.ones(1, dtype=np.int64)  # (taps, 1)
-    out = np.empty((t.shape[0], x.shape[1]))
-    chunk = max(1, _DIRECT_ELEMENTS // (2 * plan.taps * x.shape[1]))
-    for start in range(0, t.shape[0], chunk):
+    # Both forms add the same products in the same order; they differ only in speed: one pass per tap
+    # wins for many outputs, one [taps, outputs] array (no per-tap Python overhead) for few.
+    if t.shape[0] >= _TAP_LOOP_MIN_OUTPUTS:
+        return _tap_loop(plan, pos, window, centre)
+    return _tap_array(plan, pos, window, centre)
+
+
+def _tap_loop(plan: KaiserPlan, pos: Positions, window: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """The direct form as one vectorised pass per tap: [T, C] from window [rows, C]."""
+    win, delta, step = plan.win, plan.delta, plan.step
+    acc = np.zeros((centre.shape[0], window.shape[1]))
+    for i in range(plan.taps):  # left wing: x[n - i], taps ascending
+        idx = pos.off_l + i * step
+        acc += (win[idx] + pos.eta_l * delta[idx])[:, None] * window[centre - i]
+    for k in range(plan.taps):  # right wing: x[n + 1 + k], taps ascending
+        idx = pos.off_r + k * step
+        acc += (win[idx] + pos.eta_r * delta[idx])[:, None] * window[centre + 1 + k]
+    return acc
+
+
+def _tap_array(plan: KaiserPlan, pos: Positions, window: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """The direct form over [taps, outputs] arrays, in chunks of outputs: [T, C] from window [rows, C]."""
+    taps = np.arange(plan.taps)[:, None]  # (taps, 1)
+    n_chan = window.shape[1]
+    out = np.empty((centre.shape[0], n_chan))
+    chunk = max(1, _DIRECT_ELEMENTS // (2 * plan.taps * n_chan))
+    for start in range(0, centre.shape[0], chunk):
         part = slice(start, start + chunk)
         left = pos.off_l[part] + taps * plan.step  # (taps, T') table indices of x[n - i]
         right = pos.off_r[part] + taps * plan.step  # (taps, T') table indices of x[n + 1 + k]

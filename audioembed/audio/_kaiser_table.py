@@ -56,12 +56,12 @@ def kaiser_best_table() -> np.ndarray:
     return table
 
 
-@functools.lru_cache(maxsize=8)
 def scaled_table(scale: float) -> tuple[np.ndarray, np.ndarray]:
     """Return the table scaled for a rate ratio, and its forward differences.
 
     Downsampling multiplies the table by the ratio (unit gain at DC); the differences are taken *after*
-    scaling, as the reference does, so interpolated weights match it bit for bit.
+    scaling, as the reference does, so interpolated weights match it bit for bit. Not cached: its one
+    caller keeps what it derives from it.
 
     Parameters
     ----------
@@ -71,15 +71,13 @@ def scaled_table(scale: float) -> tuple[np.ndarray, np.ndarray]:
     Returns
     -------
     win : np.ndarray [shape=(409601,), float64]
-        The (scaled) table, read-only.
+        The (scaled) table; the shared read-only table itself when ``scale`` is 1.
     delta : np.ndarray [shape=(409601,), float64]
-        ``win[k + 1] - win[k]``, with a final 0, read-only.
+        ``win[k + 1] - win[k]``, with a final 0.
     """
     win = kaiser_best_table()
     if scale < 1.0:
         win = scale * win
-        win.flags.writeable = False
     delta = np.zeros_like(win)
     delta[:-1] = win[1:] - win[:-1]
-    delta.flags.writeable = False
     return win, delta

@@ -6,18 +6,22 @@ reference's float time register is not exactly periodic, which leaves two irregu
 (``docs/resampling.md`` §4), handled here as follows:
 
 - the interpolation factors ``eta`` drift in their last bits from period to period. The weights are
-  ``win + eta * delta``, so each output is ``Y_w + eta_l * Y_dl + eta_r * Y_dr``: three filters per phase
-  that do not depend on ``eta``, combined with each output's own factors. This reorders the reference's
-  sums, moving results by ~1e-15 of full scale.
-- for some outputs the register falls just below an integer (or a table offset just below a boundary), so
-  their base sample or offsets differ from their phase's usual ones. Those outputs are detected by
-  comparing the reference's per-output quantities with the phase's, and recomputed by the direct form.
+  ``win + eta * delta``; a phase's filter is built with the factors ``eta0`` of one sampled output, and
+  each output adds ``(eta_l - eta0_l) * (Y_dl - Y_dr)``, the left- minus right-wing delta filters. (The
+  right factor's drift is minus the left's up to one rounding, see ``_tile``.) This reorders the
+  reference's sums, moving results by ~2e-15 of full scale.
+- where the register of a phase lands on an integer boundary, rounding puts it just above for some outputs
+  and just below for others, so their base sample or table offsets differ. Such phases get a column for
+  each of their two *variants*; an output takes the column whose (base, offsets) equal its own. Outputs
+  matching neither (none seen in 100 hours of outputs at the rates tested) are recomputed by the direct
+  form, which is exact.
 
 Outputs are grouped into *super-periods* of ``P_out = R * L`` outputs (``R`` periods, enough for a few dozen
-outputs) spanning ``P_in = R * M`` inputs, and a super-period into tiles of consecutive outputs. For a tile,
+outputs) spanning ``P_in = R * M`` inputs, and a super-period into tiles of consecutive phases. For a tile,
 each super-period's input samples form one row of a frame matrix, and one GEMM with the tile's filter
-matrix ``[width, 3 * B]`` computes ``Y_w, Y_dl, Y_dr`` for all its outputs: dense BLAS work on a banded
-matrix wastes some multiplications but runs an order of magnitude faster than any per-tap loop in NumPy.
+matrix ``[width, 2 * V]`` gives both filters of its ``V`` variant columns for all super-periods at once:
+dense BLAS work on a banded matrix wastes some multiplications but runs an order of magnitude faster than
+any per-tap loop in NumPy.
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ _MAX_TILE = 40
 _SPAN_WASTE = 0.75
 # Longest super-period worth a filter bank; beyond it (unusual rate pairs) the direct form is used.
 _MAX_PERIOD = 2048
+# Largest filter bank built (bytes; up to 2 variant columns per phase). Only extreme downsampling (long
+# filters: ~400 kHz to ~1 kHz) exceeds it; the direct form handles that without the big matrices.
+_MAX_BANK_BYTES = 32 << 20
 # Periods sampled to find each phase's usual variants: many early ones and some far into a long file,
 # where the time register has fewer fractional bits.
 _SAMPLE_PERIODS = np.unique(np.r_[np.arange(256), np.geomspace(256, 2**24, 64).astype(np.int64)])
@@ -57,6 +64,8 @@ class Tile:
     columns : np.ndarray [shape=(V,), int64]
         The plan's variant columns in this tile: the ``B = q1 - q0`` primary variants in phase order, then
         the secondary ones.
+    phases, keys, eta_l : np.ndarray [shape=(V,)]
+        Each column's phase, packed (base, offsets) key and the left factor its weights were built with.
     filters : np.ndarray [shape=(width, 2 * V), float64]
         Columns ``[0, V)``: each variant's weights ``win + eta * delta`` at its usual factors;
         ``[V, 2V)``: its left-wing deltas minus its right-wing deltas, which absorb the factors' drift.
@@ -66,6 +75,9 @@ class Tile:
     q1: int
     row: int
     columns: np.ndarray
+    phases: np.ndarray
+    keys: np.ndarray
+    eta_l: np.ndarray
     filters: np.ndarray
 
 
@@ -115,10 +127,11 @@ def polyphase_plan(rate_in: int, rate_out: int) -> PolyphasePlan | None:
     tile = max(1, min(_MAX_TILE, int(_SPAN_WASTE * 2 * plan.taps * up / down) + 1))
     periods = max(1, -(-tile // up))
     out_period, in_period = periods * up, periods * down
-    if out_period > _MAX_PERIOD:
+    n_tiles = -(-out_period // tile)
+    width = (tile - 1) * down // up + 2 * plan.taps + 2  # input span of one tile, +2 for tie variants
+    if out_period > _MAX_PERIOD or n_tiles * width * 2 * 2 * tile * 8 > _MAX_BANK_BYTES:
         return None
     variants = _variants(plan, out_period, in_period)
-    n_tiles = -(-out_period // tile)
     bounds = [(k * out_period) // n_tiles for k in range(n_tiles + 1)]
     tiles = tuple(_tile(plan, variants, q0, q1) for q0, q1 in itertools.pairwise(bounds))
     return PolyphasePlan(
@@ -193,7 +206,16 @@ def _tile(plan: kaiser.KaiserPlan, variants: dict[str, np.ndarray], q0: int, q1:
     filters[centre - taps, v + cols] = plan.delta[left]
     filters[centre + 1 + taps, v + cols] = -plan.delta[right]
     filters.flags.writeable = False
-    return Tile(q0=q0, q1=q1, row=lo - int(variants["base"].min()), columns=columns, filters=filters)
+    return Tile(
+        q0=q0,
+        q1=q1,
+        row=lo - int(variants["base"].min()),
+        columns=columns,
+        phases=variants["phase"][columns],
+        keys=variants["key"][columns],
+        eta_l=variants["eta_l"][columns],
+        filters=filters,
+    )
 
 
 def interpolate_polyphase(pp: PolyphasePlan, x: np.ndarray, origin: int, j0: int, j1: int) -> np.ndarray:
@@ -239,16 +261,13 @@ def interpolate_polyphase(pp: PolyphasePlan, x: np.ndarray, origin: int, j0: int
         frames = np.ascontiguousarray(frames.reshape(periods * n_chan, width))  # (J * C, width)
         prod = frames @ tile.filters  # (J * C, 2V)
         prod = prod.reshape(periods, n_chan, 2, v)  # (J, C, 2, V)
-        phase = np.r_[
-            np.arange(tile.q0, tile.q1), np.flatnonzero(pp.secondary[tile.q0 : tile.q1] >= 0) + tile.q0
-        ]
-        drift = eta_l[:, phase] - pp.eta_l[tile.columns][None, :]  # (J, V)
+        drift = eta_l[:, tile.phases] - tile.eta_l[None, :]  # (J, V)
         values = prod[:, :, 0] + drift[:, None, :] * prod[:, :, 1]  # (J, C, V)
-        hit = key[:, phase] == pp.keys[tile.columns][None, :]  # (J, V): output has this variant
+        hit = key[:, tile.phases] == tile.keys[None, :]  # (J, V): output has this variant
         b = tile.q1 - tile.q0
         y[:, tile.q0 : tile.q1] = values[:, :, :b].transpose(0, 2, 1)
         if v > b:  # outputs with their phase's secondary variant take the secondary column
-            sec_phase = phase[b:]
+            sec_phase = tile.phases[b:]
             chosen = np.where(hit[:, None, b:], values[:, :, b:], y[:, sec_phase].transpose(0, 2, 1))
             y[:, sec_phase] = chosen.transpose(0, 2, 1)
             matched[:, sec_phase] |= hit[:, b:]

@@ -158,6 +158,13 @@ def test_to_mono() -> None:
         audio.to_mono(np.zeros((5, 0)))
 
 
+@pytest.mark.parametrize("channels", [1, 2, 3, 6, 7, 8, 12])
+def test_to_mono_is_bit_identical_to_the_reference_mean(rng: np.random.Generator, channels: int) -> None:
+    # Values spanning 40 orders of magnitude make any change in the order of additions visible.
+    samples = rng.standard_normal((5001, channels)) * np.exp(rng.uniform(-20, 20, (5001, channels)))
+    np.testing.assert_array_equal(audio.to_mono(samples), np.mean(samples, axis=1))
+
+
 def test_decode_pcm_s16le_is_exact(rng: np.random.Generator) -> None:
     pcm = rng.integers(-32768, 32768, size=(1000, 2), dtype=np.int16)
     samples = audio.decode_pcm(pcm.astype("<i2").tobytes(), encoding="s16le", sample_rate=16000, channels=2)

@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 
 from audioembed.audio import _kaiser_interp as kaiser
+from audioembed.audio import _polyphase as polyphase
 from audioembed.audio._kaiser_table import PRECISION, TABLE_SHA256, kaiser_best_table
 from audioembed.audio.resample import MAX_RATE, resample
 from audioembed.errors import InvalidAudioError, InvalidOptionError
@@ -37,6 +38,7 @@ RATE_PAIRS = [
     (44100, 48000),
     (3, 7),
     (1000, 999),
+    (44100, 44101),  # a period too long for a filter bank: the direct form alone
 ]
 
 
@@ -50,16 +52,20 @@ def _naive_tables(ratio: float) -> tuple[list[float], list[float]]:
     return win, delta
 
 
-def naive_resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+def naive_resample(
+    x: np.ndarray, rate_in: int, rate_out: int, *, only: list[int] | None = None
+) -> np.ndarray:
     """Loop twin: ``docs/resampling.md`` §3 transcribed one output sample and one tap at a time.
 
     Parameters
     ----------
     x : np.ndarray [shape=(n,), float64]
+    only : list of int, optional
+        Compute just these output indices (for filters too long to compute every output in a test).
 
     Returns
     -------
-    np.ndarray [shape=(int(n * rate_out / rate_in),), float64]
+    np.ndarray [shape=(int(n * rate_out / rate_in),) or (len(only),), float64]
     """
     ratio = float(rate_out) / rate_in
     win, delta = _naive_tables(ratio)
@@ -71,7 +77,7 @@ def naive_resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     n_out = int(n_in * float(rate_out) / float(rate_in))
     increment = 1.0 / ratio
     out = []
-    for t in range(n_out):
+    for t in range(n_out) if only is None else only:
         register = t * increment
         n = int(register)
         frac = scale * (register - n)
@@ -116,6 +122,19 @@ def test_direct_form_is_bit_identical_to_naive_twin(rate_in: int, rate_out: int)
     assert np.array_equal(got, expected)
 
 
+@pytest.mark.parametrize(
+    ("rate_in", "rate_out"), [(44100, 16000), (192000, 16000), (7200, 16000), (16000, 44100)]
+)
+def test_direct_form_for_many_outputs_is_bit_identical_to_naive_twin(rate_in: int, rate_out: int) -> None:
+    # From _TAP_LOOP_MIN_OUTPUTS outputs on, the direct form takes its other (tap-loop) implementation.
+    n_out = kaiser._TAP_LOOP_MIN_OUTPUTS + 300
+    x = np.random.default_rng(rate_in).uniform(-1, 1, -(-n_out * rate_in // rate_out))
+    plan = kaiser.kaiser_plan(rate_in, rate_out)
+    got = kaiser.interpolate_direct(plan, x[:, None], 0, np.arange(n_out, dtype=np.int64))[:, 0]
+    picks = [*range(0, 40), *range(40, n_out - 40, 97), *range(n_out - 40, n_out)]
+    np.testing.assert_array_equal(got[picks], naive_resample(x, rate_in, rate_out, only=picks))
+
+
 @pytest.mark.parametrize(("rate_in", "rate_out"), RATE_PAIRS)
 def test_resample_matches_naive_twin(rate_in: int, rate_out: int) -> None:
     x = _short_signal(rate_in, rate_out, seed=3 * rate_in + rate_out)
@@ -124,6 +143,22 @@ def test_resample_matches_naive_twin(rate_in: int, rate_out: int) -> None:
     assert got.dtype == np.float64
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+def test_extreme_downsampling_uses_the_direct_form_exactly() -> None:
+    # 384 kHz -> 1 kHz: a 19,504-tap wing, too long for a filter bank; every output takes the direct form.
+    assert polyphase.polyphase_plan(384000, 1000) is None
+    x = np.random.default_rng(11).uniform(-1, 1, 40000)
+    got = resample(x, 384000, 1000)
+    assert got.shape == (104,)
+    picks = [0, 1, 50, 103]
+    np.testing.assert_array_equal(got[picks], naive_resample(x, 384000, 1000, only=picks))
+
+
+def test_downsampling_beyond_the_reference_limit_is_rejected() -> None:
+    # The reference's tap stride int(8192 * ratio) would be 0 (resampy divides by zero there).
+    with pytest.raises(InvalidAudioError, match=r"more than 8192x, got 384000 -> 46 Hz"):
+        resample(np.ones(400_000), 384000, 46)
 
 
 def test_golden_waveform_of_reference_pipeline() -> None:
@@ -135,8 +170,10 @@ def test_golden_waveform_of_reference_pipeline() -> None:
     got = resample(mono, rate, 16000)
     assert rate == 44100
     assert got.shape == expected.shape == (80000,)
-    # The stored waveform is float32: the comparison can only be as fine as its rounding.
+    # The stored waveform is float32: the comparison can only be as fine as its rounding ...
     assert np.max(np.abs(got - expected)) <= 1e-6
+    # ... and rounded the same way, ours is the stored one exactly.
+    np.testing.assert_array_equal(got.astype(np.float32), expected)
 
 
 @pytest.mark.parametrize(

@@ -62,12 +62,14 @@ def test_outputs_are_emitted_as_soon_as_they_are_final() -> None:
 
 
 def test_memory_is_bounded_by_block_and_history() -> None:
-    r = StreamingResampler(192000, 16000)
-    block = np.random.default_rng(4).uniform(-1, 1, 4096)
-    for _ in range(100):
+    r = StreamingResampler(96000, 16000)
+    block = np.random.default_rng(4).uniform(-1, 1, 2000)
+    taps = 409_601 // int(8192 / 6)  # input samples the filter reaches on each side at 96 kHz -> 16 kHz
+    for _ in range(40):
         r.process(block)
-    # History is ~1,200 input samples for 192 kHz; the buffer never holds the whole signal.
-    assert r._buffer.shape[0] <= 4096 + 2 * 1200
+        # The buffer holds the newest block plus the history of the outputs not yet emitted.
+        assert r._buffer.shape[0] <= block.shape[0] + 2 * taps + 6
+    assert r.samples_in == 80_000
 
 
 def test_flush_resets_for_a_new_signal() -> None:
@@ -102,6 +104,8 @@ def test_bad_arguments_are_rejected() -> None:
         StreamingResampler(16000, 400000)
     with pytest.raises(InvalidOptionError, match=r"method .*got 'sinc'"):
         StreamingResampler(16000, 8000, method="sinc")
+    with pytest.raises(InvalidAudioError, match=r"more than 8192x, got 384000 -> 40 Hz"):
+        StreamingResampler(384000, 40)
 
 
 def test_bad_blocks_are_rejected() -> None:

@@ -58,7 +58,8 @@ def test_streaming_equals_one_shot_16k(rng: np.random.Generator, max_block: int,
     np.testing.assert_allclose(log_mel, expected, rtol=0, atol=1e-12)
     np.testing.assert_array_equal(starts, expected_starts)
     assert front.short_clip == "none" and front.num_examples == expected.shape[0]
-    assert front.duration_seconds == samples.shape[0] / 16000
+    assert front.duration_seconds == samples.shape[0] / 16000 and front.samples_pushed == samples.shape[0]
+    assert (front.sample_rate, front.num_channels, front.hop_seconds) == (16000, 1, hop_seconds)
 
 
 def test_streaming_stereo_int16_equals_one_shot(rng: np.random.Generator) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from synthetic_vggish import FIXTURE_SEED, he_scaled_weights
 
 from audioembed.errors import InvalidInputError, ShapeError, WeightsFormatError
+from audioembed.nn import ModuleDict
 from audioembed.vggish import VGGish, params
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "model" / "vggish_torch_reference.npz"
@@ -66,6 +68,24 @@ def test_loads_tf_checkpoint_names(weights: dict[str, np.ndarray], model: VGGish
     x = np.random.default_rng(0).standard_normal((2, 96, 64)).astype(np.float32)
     np.testing.assert_array_equal(fresh(x), model(x))
     assert "vggish/conv1/weights" in by_tf_name  # the caller's dict is untouched
+
+
+def test_tf_names_load_under_a_prefix(weights: dict[str, np.ndarray], model: VGGish) -> None:
+    # Nested in a container the hook sees its prefix: "embedder.vggish/fc2/biases" → "embedder.fc2.bias".
+    container = ModuleDict({"embedder": model})
+    prefixed = {f"embedder.{params.VARIABLES_BY_KEY[key].tf_name}": value for key, value in weights.items()}
+    assert container.load_state_dict(prefixed) == ([], [])
+    np.testing.assert_array_equal(model.fc2.bias.data, weights["fc2.bias"])
+
+
+def test_concurrent_forward_calls_agree(model: VGGish) -> None:
+    # The pipeline calls one model from several threads: forward must not share mutable state.
+    inputs = np.random.default_rng(2).uniform(-4, 3, (3, 1, 96, 64)).astype(np.float32)
+    expected = [model(x) for x in inputs]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(model, inputs))
+    for got, want in zip(results, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_tf_name_beside_its_module_key_is_unexpected(weights: dict[str, np.ndarray]) -> None:
