@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from audioembed import crc32c
 from audioembed.errors import WeightsFormatError
-from audioembed.vggish.weights import crc32c
 from audioembed.vggish.weights.protobuf_wire import read_varint
 
 logger = logging.getLogger(__name__)

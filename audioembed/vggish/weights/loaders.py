@@ -46,12 +46,14 @@ def build_vggish(weights: WeightsFile, *, share_memory: bool = True) -> VGGish:
             f"{weights.path} holds only PCA parameters ({weights.format}), not model weights; "
             "pass it as the PCA file instead"
         )
-    model = VGGish()
-    model.load_state_dict(weights.tensors)  # validates names, shapes and dtypes; copies
+    model = VGGish(initialize=False)
     if share_memory and weights.format == detect.NATIVE:
-        # Swap the fresh copies for the mapped views (same values, same shapes, float32 C-order).
+        # Use the mapped views themselves, never a copy: read_native already checked every name, shape and
+        # dtype, and pages shared with other processes are what keep a fleet of servers small.
         for key, parameter in model.named_parameters():
             parameter.data = weights.tensors[params.VARIABLES_BY_KEY[key].tf_name]
+    else:
+        model.load_state_dict(weights.tensors)  # validates names, shapes and dtypes; copies
     model.eval()
     return model
 
