@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from audioembed_server import healthcheck
 from audioembed_server.client import EmbeddingClient
+from audioembed_server.servicer import SERVICE_NAME
 from docker_harness import LABEL, Container, docker, free_port, run_cli
 
 pytestmark = pytest.mark.slow
@@ -25,42 +26,34 @@ pytestmark = pytest.mark.slow
 STOP_GRACE_SECONDS = 30
 DOCKER_STOP_DEFAULT_SECONDS = 10
 UID = "10001"
-SERVICE = "audioembed.v1.EmbeddingService"  # readiness: SERVING once the model has loaded
+SERVICE = SERVICE_NAME  # readiness: SERVING once the model has loaded
 
 
-def _make_synthetic_models(directory: Path) -> list[str]:
-    """Write synthetic weights + PCA parameters with the host's CLI; return extra ``docker run`` options.
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory for ``/models`` holding synthetic weights + PCA parameters, made with the host's CLI.
 
-    The file goes where ``audioembed weights download`` would put it in the image (``$AUDIOEMBED_HOME``
+    The file is where ``audioembed weights download`` would put it in the image (``$AUDIOEMBED_HOME``
     = ``/models``), so the container finds it with no setting at all.
     """
-    directory.mkdir(mode=0o755, exist_ok=True)
+    directory = tmp_path_factory.mktemp("models")
     completed = run_cli("weights", "synth", "--seed", "0", "--output", str(directory / "vggish.safetensors"))
     assert completed.returncode == 0, completed.stderr
     # pytest's tmp dirs are private to the host user; the container's user (uid 10001) must read them.
     for path in [directory, *directory.iterdir()]:
         path.chmod(0o755 if path.is_dir() else 0o644)
-    return []
+    return directory
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
-    """A directory of synthetic model files for ``/models`` and the ``-e`` options that select them."""
-    directory = tmp_path_factory.mktemp("models")
-    return directory, _make_synthetic_models(directory)
-
-
-def _start_server(run_container, models: tuple[Path, list[str]], *options: str) -> tuple[Container, int]:
+def _start_server(run_container, models: Path, *options: str) -> tuple[Container, int]:
     """Start the image's default command with the synthetic models, probed every second; wait for healthy."""
-    directory, settings = models
     port = free_port()
     container = run_container(
         "--health-interval=1s",  # the image probes every 10 s; the test need not wait that long
         "--env",
         f"AUDIOEMBED_PORT={port}",
         "--volume",
-        f"{directory}:/models:ro",
-        *settings,
+        f"{models}:/models:ro",
         *options,
     )
     container.wait_healthy()
@@ -126,18 +119,16 @@ def test_container_becomes_healthy_through_the_grpc_health_service(server):
 
 def test_smoke_test_passes_through_grpc_from_the_host(server, models):
     _, port = server
-    directory, _ = models
     # With the same weights on the host, the smoke test also compares the service's output with its own.
-    weights = str(directory / "vggish.safetensors")
+    weights = str(models / "vggish.safetensors")
     completed = run_cli("smoke-test", "--server", f"127.0.0.1:{port}", "--weights", weights)
     assert completed.returncode == 0, completed.stdout + completed.stderr
 
 
 def test_smoke_test_runs_in_the_image_against_the_server(server, image, models):
     _, port = server
-    directory, _ = models
     completed = docker(
-        "run", "--rm", "--network", "host", "--volume", f"{directory}:/models:ro", image,
+        "run", "--rm", "--network", "host", "--volume", f"{models}:/models:ro", image,
         "smoke-test", "--server", f"127.0.0.1:{port}",
         check=False,
     )  # fmt: skip
