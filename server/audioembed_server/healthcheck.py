@@ -9,8 +9,9 @@ module is that program: one ``Health.Check`` call with a deadline, exit 0 only o
 With no ``--address`` it probes the port the server was configured with through the environment
 (``AUDIOEMBED_PORT``, ``AUDIOEMBED_HOST``), so a container started with another port stays healthy
 without a second setting. Likewise, when the server serves TLS (``AUDIOEMBED_TLS_CERT``) the probe
-connects with TLS and trusts exactly that certificate. It deliberately imports only gRPC, not the model
-stack, because it runs every few seconds for the container's whole life.
+connects with TLS and trusts exactly that certificate. Itself it needs only gRPC and the error classes,
+not the model stack, because it runs every few seconds for the container's whole life; its start-up cost
+is then whatever the ``audioembed_server`` and ``audioembed`` package ``__init__`` modules import.
 """
 
 from __future__ import annotations
