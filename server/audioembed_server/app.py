@@ -22,6 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from audioembed import audio
+from audioembed.errors import AudioEmbedError
 from audioembed_server.auth import TokenAuthInterceptor
 from audioembed_server.batcher import DynamicBatcher
 from audioembed_server.config import ServerConfig
@@ -172,7 +173,14 @@ class EmbeddingServer:
             )
         except Exception as error:
             self.servicer.load_error = error
-            log_event("model_load_failed", level=logging.ERROR, exc_info=True, error=str(error))
+            # A package error (no weights, a bad file) has a message that says what to do: a traceback
+            # would only bury it. Anything else is a bug and keeps its traceback.
+            log_event(
+                "model_load_failed",
+                level=logging.ERROR,
+                exc_info=not isinstance(error, AudioEmbedError),
+                error=str(error),
+            )
         finally:
             self._loaded.set()
 

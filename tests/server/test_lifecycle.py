@@ -69,7 +69,7 @@ def test_health_is_live_but_not_ready_until_the_model_loads(embedder):
         stopper.join(30)
 
 
-def test_a_model_that_fails_to_load_keeps_the_service_unavailable():
+def test_a_model_that_fails_to_load_keeps_the_service_unavailable(caplog):
     def broken_factory():
         raise WeightsNotFoundError("no weights found: run `audioembed weights download`")
 
@@ -80,6 +80,22 @@ def test_a_model_that_fails_to_load_keeps_the_service_unavailable():
         with pytest.raises(ServiceError, match="failed to load: no weights found") as info:
             EmbeddingClient(address, max_retries=0).embed(int16_tone(1.0), 16000)
         assert info.value.code == grpc.StatusCode.UNAVAILABLE
+    records = _load_failure_records(caplog)
+    assert records and not records[0].exc_info  # the message says what to do; no traceback to bury it
+
+
+def test_a_bug_while_loading_is_logged_with_its_traceback(caplog):
+    def buggy_factory():
+        raise ZeroDivisionError("a bug, not a user error")
+
+    with running_server(buggy_factory, wait=False) as (server, _), pytest.raises(ZeroDivisionError):
+        server.wait_ready(30)
+    records = _load_failure_records(caplog)
+    assert records and records[0].exc_info
+
+
+def _load_failure_records(caplog) -> list:
+    return [record for record in caplog.records if "model_load_failed" in record.getMessage()]
 
 
 def test_graceful_stop_finishes_in_flight_work_and_refuses_new(embedder):
