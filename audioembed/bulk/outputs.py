@@ -70,6 +70,28 @@ def open_writer(destination: str, *, overwrite: bool, needs_quantized: bool) -> 
     return NpzDirectoryWriter(path, overwrite=overwrite)
 
 
+def write_result_npz(path: Path, result: EmbeddingResult) -> None:
+    """Write one result atomically as ``.npz``.
+
+    Arrays ``embedding`` and ``quantized`` (each when present) and ``timestamps``; scalars
+    ``window_seconds``, ``hop_seconds``, ``duration_seconds``, ``sample_rate`` and ``short_clip``.
+    """
+    arrays: dict[str, np.ndarray] = {
+        "timestamps": result.timestamps,
+        "window_seconds": np.float64(result.window_seconds),
+        "hop_seconds": np.float64(result.hop_seconds),
+        "duration_seconds": np.float64(result.duration_seconds),
+        "sample_rate": np.int64(result.sample_rate),
+        "short_clip": np.str_(result.short_clip),
+    }
+    if result.embeddings is not None:
+        arrays["embedding"] = result.embeddings
+    if result.quantized is not None:
+        arrays["quantized"] = result.quantized
+    with atomic.atomic_file(path) as handle:
+        np.savez(handle, **arrays)
+
+
 class NpzDirectoryWriter:
     """One ``.npz`` per input, mirroring the input tree: ``embedding``, ``quantized``, ``timestamps``, ..."""
 
@@ -84,20 +106,7 @@ class NpzDirectoryWriter:
         return not self.overwrite and self.output_path(file).exists()
 
     def write(self, file: InputFile, result: EmbeddingResult) -> None:
-        arrays: dict[str, np.ndarray] = {
-            "timestamps": result.timestamps,
-            "window_seconds": np.float64(result.window_seconds),
-            "hop_seconds": np.float64(result.hop_seconds),
-            "duration_seconds": np.float64(result.duration_seconds),
-            "sample_rate": np.int64(result.sample_rate),
-            "short_clip": np.str_(result.short_clip),
-        }
-        if result.embeddings is not None:
-            arrays["embedding"] = result.embeddings
-        if result.quantized is not None:
-            arrays["quantized"] = result.quantized
-        with atomic.atomic_file(self.output_path(file)) as handle:
-            np.savez(handle, **arrays)
+        write_result_npz(self.output_path(file), result)
 
     def write_failure(self, file: InputFile, error: AudioEmbedError) -> None:
         """Failures are reported by the run loop; a directory output has no place for them."""

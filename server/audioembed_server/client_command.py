@@ -10,9 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from audioembed.bulk.atomic import atomic_file
+from audioembed.bulk.outputs import write_result_npz
 from audioembed.commands import Command
 from audioembed_server.client import DEFAULT_CHUNK_BYTES, EmbeddingClient, ServiceError
 
@@ -55,24 +53,6 @@ def _summary(path: Path, result: Any) -> dict[str, Any]:
     }
 
 
-def write_npz(path: Path, result: Any) -> None:
-    """The layout of ``audioembed embed``'s .npz: ``embedding``, ``quantized``, ``timestamps``, timings."""
-    arrays: dict[str, np.ndarray] = {
-        "timestamps": result.timestamps,
-        "window_seconds": np.float64(result.window_seconds),
-        "hop_seconds": np.float64(result.hop_seconds),
-        "duration_seconds": np.float64(result.duration_seconds),
-        "sample_rate": np.int64(result.sample_rate),
-        "short_clip": np.str_(result.short_clip),
-    }
-    if result.embeddings is not None:
-        arrays["embedding"] = result.embeddings
-    if result.quantized is not None:
-        arrays["quantized"] = result.quantized
-    with atomic_file(path) as handle:
-        np.savez(handle, **arrays)
-
-
 def run(args: argparse.Namespace) -> int:
     token = args.token or os.environ.get("AUDIOEMBED_TOKEN") or None
     client = EmbeddingClient(
@@ -105,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             summary = _summary(path, result)
             if args.output_dir is not None:
                 target = args.output_dir / f"{path.name}.npz"
-                write_npz(target, result)
+                write_result_npz(target, result)
                 summary["npz"] = str(target)
             print(json.dumps(summary), flush=True)
     if failures:
