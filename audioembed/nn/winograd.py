@@ -24,6 +24,7 @@ from audioembed.errors import InvalidOptionError, ShapeError
 # mixing 2 and its reciprocal balances the magnitudes of the input and output transform entries.
 _POINTS = {2: (0.0, 1.0, -1.0), 4: (0.0, 1.0, -1.0, 2.0, -0.5)}
 KERNEL_SIZE = 3  # the only filter size these transforms are built for
+_TRANSFORM_BLOCK_ELEMENTS = 1 << 15  # Cin × output channels per float64 block of the weight transform
 
 
 def _check_tile(m: int) -> int:
@@ -98,9 +99,14 @@ def transform_weights(weight: np.ndarray, *, m: int = 4) -> np.ndarray:
         raise ShapeError(f"Winograd needs a [3, 3, Cin, Cout] kernel, got shape {weight.shape}")
     _, kron_g, _ = _tile_transforms(_check_tile(m))
     cin, cout = weight.shape[2:]
-    g = weight.astype(np.float64).reshape(KERNEL_SIZE * KERNEL_SIZE, cin * cout)  # [(kh, kw), Cin·Cout]
-    u = kron_g @ g  # [(ξh, ξw), Cin·Cout]
-    return np.ascontiguousarray(u.reshape(-1, cin, cout), dtype=np.float32)  # [a², Cin, Cout]
+    u = np.empty((kron_g.shape[0], cin, cout), dtype=np.float32)
+    # In blocks of output channels, so the float64 temporaries stay a few MiB even for 512×512 layers.
+    block = max(1, _TRANSFORM_BLOCK_ELEMENTS // max(cin, 1))
+    for lo in range(0, cout, block):
+        hi = min(lo + block, cout)
+        g = weight[:, :, :, lo:hi].astype(np.float64).reshape(KERNEL_SIZE**2, cin * (hi - lo))  # [9, Cin·b]
+        u[:, :, lo:hi] = (kron_g @ g).reshape(-1, cin, hi - lo)  # [a², Cin, b]
+    return u
 
 
 class TileTransforms:

@@ -7,6 +7,7 @@ import pytest
 from fast_reference import direct_conv3x3, max_pool2x2, relative_error
 
 from audioembed.errors import InvalidOptionError, ShapeError
+from audioembed.nn import winograd
 from audioembed.nn.winograd import (
     TileTransforms,
     conv3x3_winograd,
@@ -56,6 +57,13 @@ def test_transform_weights_shape_and_values() -> None:
     _, G, _ = winograd_matrices(4)
     expected = np.einsum("ik,jl,klco->ijco", G, G, weight.astype(np.float64)).reshape(36, 5, 7)
     np.testing.assert_allclose(u, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_transform_weights_in_blocks_gives_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    weight = np.random.default_rng(5).standard_normal((3, 3, 5, 7)).astype(np.float32)
+    whole = transform_weights(weight)
+    monkeypatch.setattr(winograd, "_TRANSFORM_BLOCK_ELEMENTS", 10)  # 2 output channels per block
+    np.testing.assert_array_equal(transform_weights(weight), whole)
 
 
 @pytest.mark.parametrize("shape", [(3, 3, 4), (3, 5, 4, 2), (2, 3, 3, 4, 4)])
