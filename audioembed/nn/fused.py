@@ -132,26 +132,27 @@ class _WinogradLayer(_Layer):
 
     def scratch_sizes(self, n: int) -> tuple[int, int, int]:
         t, a2, m2 = n * self.th * self.tw, self.transforms.a**2, self.m**2
-        # A holds the gathered tiles then the output transform; B the input transform then the pooled planes
-        return max(a2 * t * self.cin, m2 * t * self.cout), a2 * t * self.cin, a2 * t * self.cout
+        # Each step's output overwrites a region whose contents are dead by then:
+        # region A: gathered tiles → GEMM products → pooled planes; region B: input transform → output transform
+        return a2 * t * max(self.cin, self.cout), max(a2 * self.cin, m2 * self.cout) * t, 0
 
     def run(self, src: np.ndarray, dst: np.ndarray, scratch: _Scratch) -> None:
         n, m, a = src.shape[0], self.m, self.transforms.a
         th, tw, cin, cout = self.th, self.tw, self.cin, self.cout
         t, a2 = n * th * tw, a * a
-        ra, rb, rm = scratch.regions(*self.scratch_sizes(n))
+        ra, rb, _ = scratch.regions(*self.scratch_sizes(n))
         tiles = ra[: a2 * t * cin].reshape(a, a, n, th, tw, cin)
         np.copyto(tiles, tile_view(src, m))
-        v = rb.reshape(a2, t * cin)
+        v = rb[: a2 * t * cin].reshape(a2, t * cin)
         np.matmul(self.transforms.input_matrix, tiles.reshape(a2, t * cin), out=v)  # [a², T·Cin]
-        prod = rm.reshape(a2, t, cout)
+        prod = ra[: a2 * t * cout].reshape(a2, t, cout)
         np.matmul(v.reshape(a2, t, cin), self.u, out=prod)  # a² GEMMs [T, Cin] @ [Cin, Cout]
-        y = ra[: m * m * t * cout].reshape(m * m, t * cout)
+        y = rb[: m * m * t * cout].reshape(m * m, t * cout)
         np.matmul(self.transforms.output_matrix, prod.reshape(a2, t * cout), out=y)  # [m², T·Cout]
         if self.pool:
             q = (m // 2) ** 2
             members = y.reshape(4, q, t, cout)  # rows ordered (pool member, window): see TileTransforms
-            pooled = rb[: q * t * cout].reshape(q, t, cout)
+            pooled = ra[: q * t * cout].reshape(q, t, cout)
             np.maximum(members[0], members[1], out=pooled)
             np.maximum(pooled, members[2], out=pooled)
             np.maximum(pooled, members[3], out=pooled)
@@ -216,7 +217,7 @@ class ConvStackPlan:
         built: list[_Layer] = []
         for index, (weight, bias, pool) in enumerate(layers):
             weight = np.asarray(weight)
-            bias = np.ascontiguousarray(bias, dtype=np.float32)
+            bias = np.array(bias, dtype=np.float32)  # a copy: the plan is a snapshot of the weights
             if weight.shape[:3] != (3, 3, c) or weight.ndim != 4:
                 raise ShapeError(f"layer {index}: expected a [3, 3, {c}, Cout] kernel, got {weight.shape}")
             if bias.shape != (weight.shape[3],):
