@@ -133,7 +133,7 @@ class _WinogradLayer(_Layer):
     def scratch_sizes(self, n: int) -> tuple[int, int, int]:
         t, a2, m2 = n * self.th * self.tw, self.transforms.a**2, self.m**2
         # Each step's output overwrites a region whose contents are dead by then:
-        # region A: gathered tiles → GEMM products → pooled planes; region B: input transform → output transform
+        # A: gathered tiles → GEMM products → pooled planes; B: input transform → output transform
         return a2 * t * max(self.cin, self.cout), max(a2 * self.cin, m2 * self.cout) * t, 0
 
     def run(self, src: np.ndarray, dst: np.ndarray, scratch: _Scratch) -> None:

@@ -8,7 +8,7 @@ from fast_reference import conv_stack, random_conv_layers, relative_error
 
 from audioembed.errors import InvalidOptionError, ShapeError
 from audioembed.nn.fused import ConvStackPlan
-from audioembed.nn.fused_dense import DensePlan
+from audioembed.nn.fused_dense import GEMV_MAX_ROWS, DensePlan
 
 TOLERANCE = 1e-5
 
@@ -168,7 +168,7 @@ def _dense_reference(x, layers):
 
 
 @pytest.mark.parametrize("num_workers", [1, 2])
-@pytest.mark.parametrize("batch", [1, 3, 64])
+@pytest.mark.parametrize("batch", [1, 3, GEMV_MAX_ROWS, GEMV_MAX_ROWS + 1, 64])  # GEMV and GEMM paths
 def test_dense_plan_matches_float64(num_workers: int, batch: int) -> None:
     rng = np.random.default_rng(batch + num_workers)
     layers = _dense_layers(rng, [96, 200, 50, 7], [True, True, False])
