@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from audioembed.errors import InvalidOptionError, ShapeError
+from audioembed.nn import winograd
 
 # Temporary memory one im2col chunk may use. Chunks of a few MiB keep the patch matrix and the GEMM's
 # output hot in cache; a whole 64-example VGGish batch unchunked would need ~1 GiB of patches for conv2.
@@ -122,6 +123,8 @@ def conv2d(
     (out_h, out_w), pad_h, pad_w = _resolve_padding(
         x.shape[1], x.shape[2], weight.shape[:2], strides, padding
     )
+    if winograd.pays_off(x, weight, strides, (pad_h, pad_w)):  # 3×3 SAME float32: fewer multiplies
+        return winograd.conv3x3_winograd(x, weight, bias)
     return _conv2d_im2col(x, weight, bias, strides, (out_h, out_w), pad_h, pad_w)
 
 

@@ -74,7 +74,7 @@ class DensePlan:
 
         def work(_worker: int, span: tuple[int, int]) -> None:
             lo, hi = span
-            if x.shape[0] <= GEMV_MAX_ROWS:
+            if 0 < x.shape[0] <= GEMV_MAX_ROWS:
                 part = np.stack([row @ weight[:, lo:hi] for row in x])  # N GEMVs: [N, hi - lo]
             else:
                 part = x @ weight[:, lo:hi]  # [N, hi - lo]

@@ -181,6 +181,13 @@ def test_dense_plan_matches_float64(num_workers: int, batch: int) -> None:
     plan.close()
 
 
+def test_dense_plan_empty_batch() -> None:
+    plan = DensePlan(_dense_layers(np.random.default_rng(0), [8, 4, 3], [True, False]))
+    y = plan(np.zeros((0, 8), np.float32))
+    assert y.shape == (0, 3) and y.dtype == np.float32
+    plan.close()
+
+
 def test_dense_plan_keeps_float32_weights_as_views() -> None:
     layers = _dense_layers(np.random.default_rng(0), [8, 4], [False])
     plan = DensePlan(layers)

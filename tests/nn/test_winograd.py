@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from fast_reference import direct_conv3x3, max_pool2x2, relative_error
+from naive import naive_conv2d
 
 from audioembed.errors import InvalidOptionError, ShapeError
+from audioembed.nn import functional as fn
 from audioembed.nn import winograd
 from audioembed.nn.winograd import (
     TileTransforms,
@@ -153,3 +155,65 @@ def test_pooling_order_of_output_transform(m: int) -> None:
     np.testing.assert_allclose(
         members.max(axis=0).reshape(1, m // 2, m // 2, 5), max_pool2x2(tile), rtol=1e-6
     )
+
+
+def test_conv_in_chunks_gives_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((5, 8, 8, 3)).astype(np.float32)
+    weight = rng.standard_normal((3, 3, 3, 4)).astype(np.float32)
+    whole = conv3x3_winograd(x, weight)
+    monkeypatch.setattr(winograd, "CHUNK_BYTES", 1)  # one image per chunk
+    np.testing.assert_array_equal(conv3x3_winograd(x, weight), whole)
+
+
+# --- dispatch from functional.conv2d ----------------------------------------------------------------------
+
+
+def _count_winograd_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = winograd.conv3x3_winograd
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(winograd, "conv3x3_winograd", counted)
+    return calls
+
+
+@pytest.mark.parametrize("padding", ["same", 1])
+def test_conv2d_dispatches_3x3_same_float32_to_winograd(monkeypatch: pytest.MonkeyPatch, padding) -> None:
+    calls = _count_winograd_calls(monkeypatch)
+    rng = np.random.default_rng(7)
+    base = rng.standard_normal((2, 32, 20, 24)).astype(np.float32)
+    x = np.concatenate([base[:, ::2, :, 1:21]] * 4)[:, :, ::-1]  # [8, 16, 20, 20], 2560 pixels, strided
+    assert not x.flags.c_contiguous
+    weight = rng.standard_normal((3, 3, 20, 8)).astype(np.float32)
+    bias = rng.standard_normal(8).astype(np.float32)
+    y = fn.conv2d(x, weight, bias, padding=padding)
+    assert calls == [1]
+    assert y.shape == (8, 16, 20, 8) and y.dtype == np.float32
+    expected = naive_conv2d(x, weight, bias, stride=1, padding="same")
+    assert relative_error(y, expected) <= TOLERANCE
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "dtype", "stride", "padding"),
+    [
+        ((8, 16, 20, 20), (3, 3, 20, 8), np.float64, 1, "same"),  # float64 keeps the exact reference
+        ((8, 16, 20, 20), (3, 3, 20, 8), np.float32, 2, "same"),  # strided
+        ((8, 16, 20, 20), (3, 3, 20, 8), np.float32, 1, "valid"),  # not SAME
+        ((8, 16, 20, 8), (3, 3, 8, 8), np.float32, 1, "same"),  # too few input channels
+        ((1, 8, 8, 32), (3, 3, 32, 8), np.float32, 1, "same"),  # too few pixels
+        ((8, 16, 20, 20), (5, 5, 20, 8), np.float32, 1, "same"),  # not 3×3
+    ],
+)
+def test_conv2d_keeps_im2col_where_winograd_does_not_pay(
+    monkeypatch: pytest.MonkeyPatch, x_shape, w_shape, dtype, stride, padding
+) -> None:
+    calls = _count_winograd_calls(monkeypatch)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    weight = rng.standard_normal(w_shape).astype(dtype)
+    fn.conv2d(x, weight, stride=stride, padding=padding)
+    assert calls == []
