@@ -67,9 +67,9 @@ def test_fast_path_matches_float64(model: VGGish, inputs: np.ndarray) -> None:
     reference = VGGish()
     reference.load_state_dict(model.state_dict())
     reference.double().eval()  # float64 parameters: the fused float32 plans must not be used
-    expected = reference(inputs.astype(np.float64))
+    expected = reference(inputs[:2].astype(np.float64))
     assert not reference._fast.built
-    assert _relative(model(inputs), expected) <= TOLERANCE
+    assert _relative(model(inputs[:2]), expected) <= TOLERANCE
 
 
 def test_training_mode_does_not_use_the_plans(inputs: np.ndarray) -> None:
@@ -80,8 +80,9 @@ def test_training_mode_does_not_use_the_plans(inputs: np.ndarray) -> None:
     assert fresh._fast.built
 
 
-@pytest.mark.parametrize("layer", ["conv3_1", "pool2", "flatten", "fc1_2"])
-@pytest.mark.parametrize("kind", ["forward", "pre"])
+@pytest.mark.parametrize(
+    ("layer", "kind"), [("conv3_1", "forward"), ("pool2", "pre"), ("flatten", "forward"), ("fc1_2", "pre")]
+)
 def test_hooks_on_a_replaced_layer_disable_the_fast_path(
     model: VGGish, inputs: np.ndarray, layer_by_layer, layer: str, kind: str
 ) -> None:
@@ -127,7 +128,7 @@ def test_plans_are_rebuilt_when_parameters_change(inputs: np.ndarray) -> None:
     assert model._fast.built
 
     # load_state_dict: dropped at once, rebuilt from the new weights on the next call
-    model.load_state_dict(_random_weights(3))
+    model.load_state_dict({key: -value for key, value in model.state_dict().items()})
     assert not model._fast.built
     after = model(x)
     expected = _layer_by_layer(model, x)
