@@ -24,153 +24,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from audioembed.errors import InvalidOptionError, ShapeError
+from audioembed.nn.fused_layers import Layer, PatchLayer, Scratch, WinogradLayer
 from audioembed.nn.threads import WorkerPool, blas_threads
-from audioembed.nn.winograd import TileTransforms, tile_view, transform_weights
 
 DEFAULT_SCRATCH_BYTES = 16 * 2**20  # per worker: big enough for ≥ 4 conv2 images, small enough for L3 / RSS
 _PATCH_MAX_CHANNELS = 4  # layers with at most this many input channels use a patch GEMM, not Winograd
 
 
-def _split_hw(dst: np.ndarray, p: int, q: int) -> np.ndarray:
-    """View ``dst [n, H, W, C]`` as ``[n, H/p, p, W/q, q, C]`` without ever copying (unlike ``reshape``)."""
-    n, h, w, c = dst.shape
-    sn, sh, sw, sc = dst.strides
-    return np.lib.stride_tricks.as_strided(
-        dst, shape=(n, h // p, p, w // q, q, c), strides=(sn, p * sh, sh, q * sw, sw, sc)
-    )
-
-
-class _Scratch:
-    """One worker's flat float32 arena, carved into three regions (A, B, M) per layer call."""
-
-    def __init__(self) -> None:
-        self.data = np.empty(0, dtype=np.float32)
-
-    def regions(self, a: int, b: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if self.data.size < a + b + m:
-            self.data = np.empty(a + b + m, dtype=np.float32)
-        return self.data[:a], self.data[a : a + b], self.data[a + b : a + b + m]
-
-
-class _Layer:
-    """A conv layer of the plan: input ``[n, H+2, W+2, Cin]`` padded → output ``[n, Ho, Wo, Cout]`` (view)."""
-
-    h: int
-    w: int
-    cin: int
-    cout: int
-    pool: bool
-    bias: np.ndarray
-
-    @property
-    def out_hw(self) -> tuple[int, int]:
-        return (self.h // 2, self.w // 2) if self.pool else (self.h, self.w)
-
-    def scratch_sizes(self, n: int) -> tuple[int, int, int]:
-        raise NotImplementedError
-
-    def run(self, src: np.ndarray, dst: np.ndarray, scratch: _Scratch) -> None:
-        raise NotImplementedError
-
-
-class _PatchLayer(_Layer):
-    """Few input channels (conv1): one GEMM of ``(s+2)²·Cin``-pixel patches against all ``s²`` pool phases.
-
-    With s = 2 (pooling) each row of the GEMM covers one pooling window: the 4×4 input patch it reads and the
-    four conv outputs it pools (weights ``[16·Cin, 4·Cout]``), so pooling is a max over four column blocks.
-    """
-
-    def __init__(self, weight: np.ndarray, bias: np.ndarray, pool: bool, h: int, w: int) -> None:
-        self.h, self.w, self.pool = h, w, pool
-        self.cin, self.cout = weight.shape[2:]
-        self.s = 2 if pool else 1
-        p = self.s + 2
-        matrix = np.zeros((p, p, self.cin, self.s * self.s, self.cout), dtype=np.float64)
-        for a in range(self.s):
-            for b in range(self.s):
-                matrix[a : a + 3, b : b + 3, :, a * self.s + b] = weight
-        self.matrix = matrix.reshape(p * p * self.cin, -1).astype(np.float32)  # [(p, p, Cin), (phase, Cout)]
-        self.bias = bias
-
-    def scratch_sizes(self, n: int) -> tuple[int, int, int]:
-        t = n * (self.h // self.s) * (self.w // self.s)
-        return t * self.matrix.shape[0], t * self.matrix.shape[1], t * self.cout
-
-    def run(self, src: np.ndarray, dst: np.ndarray, scratch: _Scratch) -> None:
-        n, s, p = src.shape[0], self.s, self.s + 2
-        ho, wo = self.h // s, self.w // s
-        t = n * ho * wo
-        ra, rb, rm = scratch.regions(*self.scratch_sizes(n))
-        sn, sh, sw, sc = src.strides
-        patches_view = np.lib.stride_tricks.as_strided(
-            src, shape=(n, ho, wo, p, p, self.cin), strides=(sn, s * sh, s * sw, sh, sw, sc), writeable=False
-        )
-        patches = ra.reshape(n, ho, wo, p, p, self.cin)
-        np.copyto(patches, patches_view)
-        phases = rb.reshape(t, s * s, self.cout)
-        np.matmul(patches.reshape(t, -1), self.matrix, out=phases.reshape(t, -1))  # [T, s²·Cout]
-        pooled = rm.reshape(t, self.cout)
-        np.copyto(pooled, phases[:, 0])
-        for k in range(1, s * s):
-            np.maximum(pooled, phases[:, k], out=pooled)
-        pooled += self.bias
-        np.maximum(pooled.reshape(n, ho, wo, self.cout), 0.0, out=dst)
-
-
-class _WinogradLayer(_Layer):
-    """Many input channels: Winograd F(m×m, 3×3) as three GEMMs (see :mod:`audioembed.nn.winograd`)."""
-
-    def __init__(self, weight: np.ndarray, bias: np.ndarray, pool: bool, h: int, w: int, m: int) -> None:
-        if h % m or w % m:
-            raise ShapeError(f"a Winograd layer needs height and width divisible by {m}, got {(h, w)}")
-        self.h, self.w, self.pool, self.m = h, w, pool, m
-        self.cin, self.cout = weight.shape[2:]
-        self.th, self.tw = h // m, w // m
-        self.transforms = TileTransforms(m, pool=pool)
-        self.u = transform_weights(weight, m=m)  # [a², Cin, Cout]
-        self.bias = bias
-
-    def scratch_sizes(self, n: int) -> tuple[int, int, int]:
-        t, a2, m2 = n * self.th * self.tw, self.transforms.a**2, self.m**2
-        # Each step's output overwrites a region whose contents are dead by then:
-        # A: gathered tiles → GEMM products → pooled planes; B: input transform → output transform
-        return a2 * t * max(self.cin, self.cout), max(a2 * self.cin, m2 * self.cout) * t, 0
-
-    def run(self, src: np.ndarray, dst: np.ndarray, scratch: _Scratch) -> None:
-        n, m, a = src.shape[0], self.m, self.transforms.a
-        th, tw, cin, cout = self.th, self.tw, self.cin, self.cout
-        t, a2 = n * th * tw, a * a
-        ra, rb, _ = scratch.regions(*self.scratch_sizes(n))
-        tiles = ra[: a2 * t * cin].reshape(a, a, n, th, tw, cin)
-        np.copyto(tiles, tile_view(src, m))
-        v = rb[: a2 * t * cin].reshape(a2, t * cin)
-        np.matmul(self.transforms.input_matrix, tiles.reshape(a2, t * cin), out=v)  # [a², T·Cin]
-        prod = ra[: a2 * t * cout].reshape(a2, t, cout)
-        np.matmul(v.reshape(a2, t, cin), self.u, out=prod)  # a² GEMMs [T, Cin] @ [Cin, Cout]
-        y = rb[: m * m * t * cout].reshape(m * m, t * cout)
-        np.matmul(self.transforms.output_matrix, prod.reshape(a2, t * cout), out=y)  # [m², T·Cout]
-        if self.pool:
-            q = (m // 2) ** 2
-            members = y.reshape(4, q, t, cout)  # rows ordered (pool member, window): see TileTransforms
-            pooled = ra[: q * t * cout].reshape(q, t, cout)
-            np.maximum(members[0], members[1], out=pooled)
-            np.maximum(pooled, members[2], out=pooled)
-            np.maximum(pooled, members[3], out=pooled)
-            pooled += self.bias
-            half = m // 2
-            # [wr, wc, n, th, tw, C] → the output pixel (th·half + wr, tw·half + wc)
-            planes = pooled.reshape(half, half, n, th, tw, cout).transpose(2, 3, 0, 4, 1, 5)
-            np.maximum(planes, 0.0, out=_split_hw(dst, half, half))
-        else:
-            y3 = y.reshape(m * m, t, cout)
-            y3 += self.bias
-            planes = y3.reshape(m, m, n, th, tw, cout).transpose(2, 3, 0, 4, 1, 5)  # [n, th, r, tw, c, C]
-            np.maximum(planes, 0.0, out=_split_hw(dst, m, m))
-
-
 @dataclass
 class _Stage:
-    layers: list[_Layer]
+    layers: list[Layer]
     chunk: int  # most images per work item, from the scratch budget
     inner: list[list[np.ndarray]]  # per worker: padded buffers between the stage's layers
 
@@ -214,7 +77,7 @@ class ConvStackPlan:
             raise InvalidOptionError(f"scratch_bytes must be a positive int, got {scratch_bytes!r}")
         h, w, c = (int(v) for v in input_shape)
         self.input_shape = (h, w, c)
-        built: list[_Layer] = []
+        built: list[Layer] = []
         for index, (weight, bias, pool) in enumerate(layers):
             weight = np.asarray(weight)
             bias = np.array(bias, dtype=np.float32)  # a copy: the plan is a snapshot of the weights
@@ -225,25 +88,26 @@ class ConvStackPlan:
             if pool and (h % 2 or w % 2):
                 raise ShapeError(f"layer {index}: 2×2 pooling needs even height and width, got {(h, w)}")
             if c <= _PATCH_MAX_CHANNELS:
-                layer: _Layer = _PatchLayer(weight, bias, bool(pool), h, w)
+                layer: Layer = PatchLayer(weight, bias, bool(pool), h, w)
             else:
-                layer = _WinogradLayer(weight, bias, bool(pool), h, w, tile)
+                layer = WinogradLayer(weight, bias, bool(pool), h, w, tile)
             built.append(layer)
             (h, w), c = layer.out_hw, layer.cout
         self.output_shape = (h, w, c)
         self.pool = WorkerPool(num_workers)
         self._lock = threading.Lock()
         self._stages = self._make_stages(built, scratch_bytes)
-        self._scratch = [_Scratch() for _ in range(self.pool.num_workers)]
+        self._scratch = [Scratch() for _ in range(self.pool.num_workers)]
         self._between: list[np.ndarray] = []  # padded full-batch buffers between stages
+        self._small: list[np.ndarray] = []  # padded per-layer buffers for batches smaller than the workers
 
-    def _make_stages(self, layers: list[_Layer], scratch_bytes: int) -> list[_Stage]:
+    def _make_stages(self, layers: list[Layer], scratch_bytes: int) -> list[_Stage]:
         # A stage ends at a pooling layer (activations shrink 4×); a patch layer joins the following stage
         # so that its large output never exists for the whole batch.
-        groups: list[list[_Layer]] = [[]]
+        groups: list[list[Layer]] = [[]]
         for layer in layers:
             groups[-1].append(layer)
-            if layer.pool and not isinstance(layer, _PatchLayer):
+            if layer.pool and not isinstance(layer, PatchLayer):
                 groups.append([])
         groups = [g for g in groups if g]
         stages = []
@@ -254,7 +118,7 @@ class ConvStackPlan:
         return stages
 
     @property
-    def layers(self) -> list[_Layer]:
+    def layers(self) -> list[Layer]:
         return [layer for stage in self._stages for layer in stage.layers]
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -272,6 +136,9 @@ class ConvStackPlan:
         # BLAS stays single-threaded even with one worker: OpenBLAS's own threads spin-wait badly on these
         # small GEMMs when the other core is busy (measured 10x slower under load).
         with self._lock, blas_threads(1):
+            if n < self.pool.num_workers:
+                self._run_split(x, out)
+                return out
             sources = [x, *self._between_buffers(n)]
             for index, stage in enumerate(self._stages):
                 src = sources[index]
@@ -279,6 +146,34 @@ class ConvStackPlan:
                 dst = out if last else sources[index + 1][:, 1:-1, 1:-1]
                 self._run_stage(stage, src, dst, n, first=index == 0)
         return out
+
+    def _run_split(self, x: np.ndarray, out: np.ndarray) -> None:
+        """Fewer images than workers: layer by layer, each Winograd layer split by output channels.
+
+        Splitting by channels also splits the transformed weights each worker streams, which is what bounds
+        a one-image batch (conv4_2 reads 37.7 MB of weights for 6 tiles); both workers redo the (cheap)
+        input transform rather than wait for each other.
+        """
+        n, layers, workers = x.shape[0], self.layers, self.pool.num_workers
+        if not self._small:
+            shapes = [(layers[0].h, layers[0].w, layers[0].cin)]
+            shapes += [(*layer.out_hw, layer.cout) for layer in layers[:-1]]
+            self._small = [np.zeros((workers - 1, h + 2, w + 2, c), np.float32) for h, w, c in shapes]
+        self._small[0][:n, 1:-1, 1:-1] = x
+        for index, layer in enumerate(layers):
+            src = self._small[index][:n]
+            dst = out if index == len(layers) - 1 else self._small[index + 1][:n, 1:-1, 1:-1]
+            if isinstance(layer, WinogradLayer):
+                step = -(-layer.cout // (workers * 16)) * 16  # channel blocks of whole AVX-512 vectors
+                spans = [(lo, min(lo + step, layer.cout)) for lo in range(0, layer.cout, step)]
+                self.pool.run(
+                    lambda worker, span, layer=layer, src=src, dst=dst: layer.run(
+                        src, dst, self._scratch[worker], channels=span
+                    ),
+                    spans,
+                )
+            else:
+                layer.run(src, dst, self._scratch[0])
 
     def _between_buffers(self, n: int) -> list[np.ndarray]:
         if not self._between or self._between[0].shape[0] < n:
@@ -329,8 +224,8 @@ class ConvStackPlan:
     def release_buffers(self) -> None:
         """Free the activation and scratch buffers (they are re-allocated by the next call)."""
         with self._lock:
-            self._between = []
-            self._scratch = [_Scratch() for _ in range(self.pool.num_workers)]
+            self._between, self._small = [], []
+            self._scratch = [Scratch() for _ in range(self.pool.num_workers)]
             for stage in self._stages:
                 stage.inner = [[] for _ in range(self.pool.num_workers)]
 

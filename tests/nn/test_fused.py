@@ -63,6 +63,22 @@ def test_small_stack_any_workers_tiles_and_chunking(num_workers: int, tile: int)
         plan.close()
 
 
+def test_batches_smaller_than_the_workers_split_by_channels(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(7)
+    layers = random_conv_layers(rng, [1, 8, 40, 24], [True, False, True])  # 40 channels: 3 uneven blocks
+    plan = ConvStackPlan(layers, input_shape=(16, 8, 1), num_workers=3)
+    spans: list[tuple[int, int]] = []
+    real_run = plan.pool.run
+    monkeypatch.setattr(plan.pool, "run", lambda fn, items: (spans.extend(items), real_run(fn, items)))
+    for n in (2, 1, 4, 2):  # split, split (reused buffers), chunked, split again
+        spans.clear()
+        x = rng.standard_normal((n, 16, 8, 1)).astype(np.float32)
+        assert relative_error(plan(x), conv_stack(x, layers)) <= TOLERANCE
+        if n < 3:
+            assert spans == [(0, 16), (16, 32), (32, 40), (0, 16), (16, 24)]
+    plan.close()
+
+
 def test_non_contiguous_input_and_winograd_first_layer() -> None:
     rng = np.random.default_rng(4)
     layers = random_conv_layers(rng, [6, 8, 4], [False, True])  # Cin = 6: Winograd from the first layer

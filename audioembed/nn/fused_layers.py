@@ -1,0 +1,158 @@
+"""The layers of a :class:`~audioembed.nn.fused.ConvStackPlan`: conv → bias → ReLU → [2×2 max-pool] in place.
+
+Each layer holds its precomputed weights (a Winograd transform or a patch matrix) and computes one chunk of
+images from a zero-padded NHWC input buffer into a (strided) output view, using a worker's scratch arena.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from audioembed.errors import ShapeError
+from audioembed.nn.winograd import TileTransforms, tile_view, transform_weights
+
+
+def split_hw(dst: np.ndarray, p: int, q: int) -> np.ndarray:
+    """View ``dst [n, H, W, C]`` as ``[n, H/p, p, W/q, q, C]`` without ever copying (unlike ``reshape``)."""
+    n, h, w, c = dst.shape
+    sn, sh, sw, sc = dst.strides
+    return np.lib.stride_tricks.as_strided(
+        dst, shape=(n, h // p, p, w // q, q, c), strides=(sn, p * sh, sh, q * sw, sw, sc)
+    )
+
+
+class Scratch:
+    """One worker's flat float32 arena, carved into three regions (A, B, M) per layer call."""
+
+    def __init__(self) -> None:
+        self.data = np.empty(0, dtype=np.float32)
+
+    def regions(self, a: int, b: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self.data.size < a + b + m:
+            self.data = np.empty(a + b + m, dtype=np.float32)
+        return self.data[:a], self.data[a : a + b], self.data[a + b : a + b + m]
+
+
+class Layer:
+    """A conv layer of the plan: input ``[n, H+2, W+2, Cin]`` padded → output ``[n, Ho, Wo, Cout]`` (view)."""
+
+    h: int
+    w: int
+    cin: int
+    cout: int
+    pool: bool
+    bias: np.ndarray
+
+    @property
+    def out_hw(self) -> tuple[int, int]:
+        return (self.h // 2, self.w // 2) if self.pool else (self.h, self.w)
+
+    def scratch_sizes(self, n: int) -> tuple[int, int, int]:
+        """Float32 elements of scratch regions (A, B, M) that :meth:`run` needs for ``n`` images."""
+        raise NotImplementedError
+
+    def run(self, src: np.ndarray, dst: np.ndarray, scratch: Scratch) -> None:
+        """``src [n, H+2, W+2, Cin]`` (zero border) → ``dst [n, Ho, Wo, Cout]`` (any strides), in place."""
+        raise NotImplementedError
+
+
+class PatchLayer(Layer):
+    """Few input channels (conv1): one GEMM of ``(s+2)²·Cin``-pixel patches against all ``s²`` pool phases.
+
+    With s = 2 (pooling) each row of the GEMM covers one pooling window: the 4×4 input patch it reads and the
+    four conv outputs it pools (weights ``[16·Cin, 4·Cout]``), so pooling is a max over four column blocks.
+    """
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray, pool: bool, h: int, w: int) -> None:
+        self.h, self.w, self.pool = h, w, pool
+        self.cin, self.cout = weight.shape[2:]
+        self.s = 2 if pool else 1
+        p = self.s + 2
+        matrix = np.zeros((p, p, self.cin, self.s * self.s, self.cout), dtype=np.float64)
+        for a in range(self.s):
+            for b in range(self.s):
+                matrix[a : a + 3, b : b + 3, :, a * self.s + b] = weight
+        self.matrix = matrix.reshape(p * p * self.cin, -1).astype(np.float32)  # [(p, p, Cin), (phase, Cout)]
+        self.bias = bias
+
+    def scratch_sizes(self, n: int) -> tuple[int, int, int]:
+        t = n * (self.h // self.s) * (self.w // self.s)
+        return t * self.matrix.shape[0], t * self.matrix.shape[1], t * self.cout
+
+    def run(self, src: np.ndarray, dst: np.ndarray, scratch: Scratch) -> None:
+        n, s, p = src.shape[0], self.s, self.s + 2
+        ho, wo = self.h // s, self.w // s
+        t = n * ho * wo
+        ra, rb, rm = scratch.regions(*self.scratch_sizes(n))
+        sn, sh, sw, sc = src.strides
+        patches_view = np.lib.stride_tricks.as_strided(
+            src, shape=(n, ho, wo, p, p, self.cin), strides=(sn, s * sh, s * sw, sh, sw, sc), writeable=False
+        )
+        patches = ra.reshape(n, ho, wo, p, p, self.cin)
+        np.copyto(patches, patches_view)
+        phases = rb.reshape(t, s * s, self.cout)
+        np.matmul(patches.reshape(t, -1), self.matrix, out=phases.reshape(t, -1))  # [T, s²·Cout]
+        pooled = rm.reshape(t, self.cout)
+        np.copyto(pooled, phases[:, 0])
+        for k in range(1, s * s):
+            np.maximum(pooled, phases[:, k], out=pooled)
+        pooled += self.bias
+        np.maximum(pooled.reshape(n, ho, wo, self.cout), 0.0, out=dst)
+
+
+class WinogradLayer(Layer):
+    """Many input channels: Winograd F(m×m, 3×3) as three GEMMs (see :mod:`audioembed.nn.winograd`)."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray, pool: bool, h: int, w: int, m: int) -> None:
+        if h % m or w % m:
+            raise ShapeError(f"a Winograd layer needs height and width divisible by {m}, got {(h, w)}")
+        self.h, self.w, self.pool, self.m = h, w, pool, m
+        self.cin, self.cout = weight.shape[2:]
+        self.th, self.tw = h // m, w // m
+        self.transforms = TileTransforms(m, pool=pool)
+        self.u = transform_weights(weight, m=m)  # [a², Cin, Cout]
+        self.bias = bias
+
+    def scratch_sizes(self, n: int, cout: int | None = None) -> tuple[int, int, int]:
+        t, a2, m2, cout = n * self.th * self.tw, self.transforms.a**2, self.m**2, cout or self.cout
+        # Each step's output overwrites a region whose contents are dead by then:
+        # A: gathered tiles → GEMM products → pooled planes; B: input transform → output transform
+        return a2 * t * max(self.cin, cout), max(a2 * self.cin, m2 * cout) * t, 0
+
+    def run(
+        self, src: np.ndarray, dst: np.ndarray, scratch: Scratch, channels: tuple[int, int] | None = None
+    ) -> None:
+        n, m, a = src.shape[0], self.m, self.transforms.a
+        th, tw, cin = self.th, self.tw, self.cin
+        t, a2 = n * th * tw, a * a
+        u, bias = self.u, self.bias
+        if channels is not None:  # only these output channels: views of the weights, bias and output
+            lo, hi = channels
+            u, bias, dst = u[:, :, lo:hi], bias[lo:hi], dst[..., lo:hi]
+        cout = u.shape[2]
+        ra, rb, _ = scratch.regions(*self.scratch_sizes(n, cout))
+        tiles = ra[: a2 * t * cin].reshape(a, a, n, th, tw, cin)
+        np.copyto(tiles, tile_view(src, m))
+        v = rb[: a2 * t * cin].reshape(a2, t * cin)
+        np.matmul(self.transforms.input_matrix, tiles.reshape(a2, t * cin), out=v)  # [a², T·Cin]
+        prod = ra[: a2 * t * cout].reshape(a2, t, cout)
+        np.matmul(v.reshape(a2, t, cin), u, out=prod)  # a² GEMMs [T, Cin] @ [Cin, Cout]
+        y = rb[: m * m * t * cout].reshape(m * m, t * cout)
+        np.matmul(self.transforms.output_matrix, prod.reshape(a2, t * cout), out=y)  # [m², T·Cout]
+        if self.pool:
+            q = (m // 2) ** 2
+            members = y.reshape(4, q, t, cout)  # rows ordered (pool member, window): see TileTransforms
+            pooled = ra[: q * t * cout].reshape(q, t, cout)
+            np.maximum(members[0], members[1], out=pooled)
+            np.maximum(pooled, members[2], out=pooled)
+            np.maximum(pooled, members[3], out=pooled)
+            pooled += bias
+            half = m // 2
+            # [wr, wc, n, th, tw, C] → the output pixel (th·half + wr, tw·half + wc)
+            planes = pooled.reshape(half, half, n, th, tw, cout).transpose(2, 3, 0, 4, 1, 5)
+            np.maximum(planes, 0.0, out=split_hw(dst, half, half))
+        else:
+            y3 = y.reshape(m * m, t, cout)
+            y3 += bias
+            planes = y3.reshape(m, m, n, th, tw, cout).transpose(2, 3, 0, 4, 1, 5)  # [n, th, r, tw, c, C]
+            np.maximum(planes, 0.0, out=split_hw(dst, m, m))
