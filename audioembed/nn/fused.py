@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from audioembed.nn.threads import WorkerPool, blas_threads
 
 DEFAULT_SCRATCH_BYTES = 16 * 2**20  # per worker: big enough for ≥ 4 conv2 images, small enough for L3 / RSS
 _PATCH_MAX_CHANNELS = 4  # layers with at most this many input channels use a patch GEMM, not Winograd
+# A stage whose batch has at most this many tiles per worker splits its layers by output channels instead of
+# by images (GEMMs with fewer rows than this run well below BLAS's speed on these shapes).
+SPLIT_TILES = 96
 
 
 @dataclass
@@ -36,6 +39,10 @@ class _Stage:
     layers: list[Layer]
     chunk: int  # most images per work item, from the scratch budget
     inner: list[list[np.ndarray]]  # per worker: padded buffers between the stage's layers
+    split_max: int  # most images the channel-split mode takes, from the scratch budget
+    tiles_per_image: int  # of the stage's first Winograd layer (0 without one)
+    shapes: list[tuple[int, int, int]]  # (H, W, C) of the stage's input and of each inner activation
+    split: list[np.ndarray] = field(default_factory=list)  # padded buffers of the channel-split mode
 
 
 class ConvStackPlan:
@@ -99,7 +106,6 @@ class ConvStackPlan:
         self._stages = self._make_stages(built, scratch_bytes)
         self._scratch = [Scratch() for _ in range(self.pool.num_workers)]
         self._between: list[np.ndarray] = []  # padded full-batch buffers between stages
-        self._small: list[np.ndarray] = []  # padded per-layer buffers for batches smaller than the workers
 
     def _make_stages(self, layers: list[Layer], scratch_bytes: int) -> list[_Stage]:
         # A stage ends at a pooling layer (activations shrink 4×); a patch layer joins the following stage
@@ -111,10 +117,20 @@ class ConvStackPlan:
                 groups.append([])
         groups = [g for g in groups if g]
         stages = []
+        workers = self.pool.num_workers
         for group in groups:
             per_image = max(4 * sum(layer.scratch_sizes(1)) for layer in group)
             chunk = max(1, scratch_bytes // per_image)
-            stages.append(_Stage(group, chunk, [[] for _ in range(self.pool.num_workers)]))
+            winograd = [layer for layer in group if isinstance(layer, WinogradLayer)]
+            split_per_image = max(
+                [4 * sum(layer.scratch_sizes(1, -(-layer.cout // workers))) for layer in winograd]
+                + [4 * sum(layer.scratch_sizes(1)) for layer in group if layer not in winograd]
+            )
+            shapes = [(group[0].h, group[0].w, group[0].cin)]
+            shapes += [(*layer.out_hw, layer.cout) for layer in group[:-1]]
+            tiles = winograd[0].th * winograd[0].tw if winograd else 0
+            split_max = max(workers - 1, scratch_bytes // split_per_image)
+            stages.append(_Stage(group, chunk, [[] for _ in range(workers)], split_max, tiles, shapes))
         return stages
 
     @property
@@ -136,44 +152,54 @@ class ConvStackPlan:
         # BLAS stays single-threaded even with one worker: OpenBLAS's own threads spin-wait badly on these
         # small GEMMs when the other core is busy (measured 10x slower under load).
         with self._lock, blas_threads(1):
-            if n < self.pool.num_workers:
-                self._run_split(x, out)
-                return out
             sources = [x, *self._between_buffers(n)]
             for index, stage in enumerate(self._stages):
                 src = sources[index]
                 last = index == len(self._stages) - 1
                 dst = out if last else sources[index + 1][:, 1:-1, 1:-1]
-                self._run_stage(stage, src, dst, n, first=index == 0)
+                if self._splits_by_channels(stage, n):
+                    self._run_stage_split(stage, src, dst, n, first=index == 0)
+                else:
+                    self._run_stage(stage, src, dst, n, first=index == 0)
         return out
 
-    def _run_split(self, x: np.ndarray, out: np.ndarray) -> None:
-        """Fewer images than workers: layer by layer, each Winograd layer split by output channels.
+    def _splits_by_channels(self, stage: _Stage, n: int) -> bool:
+        """Whether a stage runs layer by layer with each Winograd layer split by output channels.
 
-        Splitting by channels also splits the transformed weights each worker streams, which is what bounds
-        a one-image batch (conv4_2 reads 37.7 MB of weights for 6 tiles); both workers redo the (cheap)
-        input transform rather than wait for each other.
+        With few tiles per worker, splitting the images starves the GEMMs (conv4 has 6 tiles per image) and
+        makes every worker stream all of the layer's transformed weights; splitting the output channels gives
+        each worker all the tiles and half the weights, at the price of redoing the (cheap) input transform.
         """
-        n, layers, workers = x.shape[0], self.layers, self.pool.num_workers
-        if not self._small:
-            shapes = [(layers[0].h, layers[0].w, layers[0].cin)]
-            shapes += [(*layer.out_hw, layer.cout) for layer in layers[:-1]]
-            self._small = [np.zeros((workers - 1, h + 2, w + 2, c), np.float32) for h, w, c in shapes]
-        self._small[0][:n, 1:-1, 1:-1] = x
-        for index, layer in enumerate(layers):
-            src = self._small[index][:n]
-            dst = out if index == len(layers) - 1 else self._small[index + 1][:n, 1:-1, 1:-1]
+        workers = self.pool.num_workers
+        if workers == 1 or n > stage.split_max:
+            return False
+        return n < workers or n * stage.tiles_per_image <= workers * SPLIT_TILES
+
+    def _run_stage_split(
+        self, stage: _Stage, src: np.ndarray, dst: np.ndarray, n: int, *, first: bool
+    ) -> None:
+        if not stage.split or stage.split[0].shape[0] < n:
+            stage.split = [np.zeros((n, h + 2, w + 2, c), np.float32) for h, w, c in stage.shapes]
+        if first:
+            stage.split[0][:n, 1:-1, 1:-1] = src
+            src = stage.split[0][:n]
+        workers = self.pool.num_workers
+        for k, layer in enumerate(stage.layers):
+            last = k == len(stage.layers) - 1
+            target = dst if last else stage.split[k + 1][:n, 1:-1, 1:-1]
             if isinstance(layer, WinogradLayer):
                 step = -(-layer.cout // (workers * 16)) * 16  # channel blocks of whole AVX-512 vectors
                 spans = [(lo, min(lo + step, layer.cout)) for lo in range(0, layer.cout, step)]
                 self.pool.run(
-                    lambda worker, span, layer=layer, src=src, dst=dst: layer.run(
-                        src, dst, self._scratch[worker], channels=span
+                    lambda worker, span, layer=layer, src=src, target=target: layer.run(
+                        src, target, self._scratch[worker], channels=span
                     ),
                     spans,
                 )
             else:
-                layer.run(src, dst, self._scratch[0])
+                layer.run(src, target, self._scratch[0])
+            if not last:
+                src = stage.split[k + 1][:n]
 
     def _between_buffers(self, n: int) -> list[np.ndarray]:
         if not self._between or self._between[0].shape[0] < n:
@@ -224,10 +250,11 @@ class ConvStackPlan:
     def release_buffers(self) -> None:
         """Free the activation and scratch buffers (they are re-allocated by the next call)."""
         with self._lock:
-            self._between, self._small = [], []
+            self._between = []
             self._scratch = [Scratch() for _ in range(self.pool.num_workers)]
             for stage in self._stages:
                 stage.inner = [[] for _ in range(self.pool.num_workers)]
+                stage.split = []
 
     def close(self) -> None:
         """Stop the worker threads and free the buffers."""
