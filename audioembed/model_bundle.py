@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from audioembed import audio
-from audioembed.errors import WeightsNotFoundError
+from audioembed.errors import WeightsFormatError, WeightsNotFoundError
 from audioembed.result import ModelInfo
 from audioembed.vggish import Postprocessor, VGGish, weights
 
@@ -70,6 +70,11 @@ def load_model_bundle(
     """
     resolved = weights.resolve_weights(weights_path, allow_download=allow_download)
     weights_file = weights.read_weights(resolved)
+    if not weights_file.has_model:
+        raise WeightsFormatError(
+            f"{resolved} ({weights_file.format}) holds PCA parameters but no model weights: pass it as "
+            "the PCA file (--pca / pca=) and give the model weights separately"
+        )
     model = VGGish()
     model.load_state_dict(weights_file.tensors)
     model.eval()
@@ -77,7 +82,7 @@ def load_model_bundle(
     postprocessor: Postprocessor | None = None
     pca_sha256: str | None = None
     if pca_path is None and weights_file.pca is not None:
-        postprocessor = Postprocessor.from_params(*weights_file.pca)
+        postprocessor = Postprocessor.from_params(**weights_file.pca)
         pca_sha256 = weights_file.sha256
     else:
         try:

@@ -102,6 +102,13 @@ def check_result(result: EmbeddingResult, info: ModelInfo, *, label: str) -> lis
 
 def check_embedder(embedder) -> list[Check]:
     """Every in-process check: one result's properties, determinism, and batch independence."""
+    try:
+        return _check_embedder(embedder)
+    except AudioEmbedError as error:  # e.g. the postprocessor refusing non-finite embeddings
+        return [Check("in-process: embed the test signal", False, f"{type(error).__name__}: {error}")]
+
+
+def _check_embedder(embedder) -> list[Check]:
     info = embedder.model_info
     first = embedder.embed(sine_signal(), SIGNAL_RATE)
     checks = check_result(first, info, label="in-process")
@@ -131,6 +138,13 @@ def check_embedder(embedder) -> list[Check]:
 
 def check_server(client, embedder=None) -> list[Check]:
     """Checks of a running service; with a local ``embedder``, its output must equal the service's."""
+    try:
+        return _check_server(client, embedder)
+    except AudioEmbedError as error:  # the client raises the package's errors for failed calls
+        return [Check("service: embed the test signal", False, f"{type(error).__name__}: {error}")]
+
+
+def _check_server(client, embedder) -> list[Check]:
     info = client.model_info()
     first = client.embed(sine_signal(), sample_rate=SIGNAL_RATE)
     checks = check_result(first, info, label="service")

@@ -30,7 +30,8 @@ def test_fails_when_the_model_produces_non_finite_values(synthetic_weights, tmp_
     save_file(tensors, broken, metadata=metadata)
     assert cli.main(["smoke-test", "--weights", str(broken)]) == 1
     out = capsys.readouterr().out
-    assert "[FAIL] in-process: raw embeddings" in out and "Smoke test FAILED" in out
+    assert "[FAIL] in-process: embed the test signal: InvalidInputError" in out and "non-finite" in out
+    assert "Smoke test FAILED" in out
 
 
 def test_reference_statistics_are_checked_for_official_weights():

@@ -23,6 +23,7 @@ from audioembed.audio.examples import (
     waveform_to_examples,
 )
 from audioembed.audio.melspec import log_mel_spectrogram, mel_matrix, stft_magnitude
+from audioembed.audio.resample import StreamingResampler, resample
 from audioembed.audio.streaming import StreamingFrontEnd, iter_file_examples
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "SHORT_CLIP_POLICIES",
     "Examples",
     "StreamingFrontEnd",
+    "StreamingResampler",
     "check_sample_rate",
     "check_samples",
     "decode_pcm",
@@ -44,6 +46,7 @@ __all__ = [
     "load_audio",
     "log_mel_spectrogram",
     "mel_matrix",
+    "resample",
     "stft_magnitude",
     "to_mono",
     "waveform_to_examples",

@@ -29,6 +29,9 @@ AudioSource = str | os.PathLike | bytes | bytearray | memoryview | IO[bytes] | n
 _INT_SCALE = {np.dtype(np.int8): 2.0**-7, np.dtype(np.int16): 2.0**-15, np.dtype(np.int32): 2.0**-31}
 _FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
+# numpy sums rows of at least this many items pairwise (8 partial sums), not left to right.
+_PAIRWISE_MIN_CHANNELS = 8
+
 # Raw PCM encodings of decode_pcm: name → (numpy dtype, scale to [-1, 1)).
 PCM_ENCODINGS = {"s16le": (np.dtype("<i2"), 2.0**-15), "f32le": (np.dtype("<f4"), 1.0)}
 
@@ -118,10 +121,9 @@ def check_samples(samples: Any, *, num_channels: int | None = None, allow_empty:
         # A non-finite sample would poison every frame it touches: refuse it, saying where.
         finite = np.isfinite(out)
         if not finite.all():
-            index = np.unravel_index(int(np.argmin(finite)), out.shape)
-            raise InvalidAudioError(
-                f"audio contains NaN or Inf (first at index {tuple(int(i) for i in index)}: {out[index]!r})"
-            )
+            index = tuple(int(i) for i in np.unravel_index(int(np.argmin(finite)), out.shape))
+            value = float(out[index])
+            raise InvalidAudioError(f"audio contains NaN or Inf (first at index {index}: {value!r})")
     else:
         raise InvalidAudioError(
             f"unsupported sample dtype {samples.dtype}: "
@@ -147,9 +149,17 @@ def to_mono(samples: np.ndarray) -> np.ndarray:
         raise InvalidAudioError(f"to_mono needs an array of shape [n] or [n, channels], got {shape}")
     if samples.ndim == 1:
         return samples
-    if samples.shape[1] == 0:
+    channels = samples.shape[1]
+    if channels == 0:
         raise InvalidAudioError(f"samples have zero channels (shape {samples.shape})")
-    return np.mean(samples, axis=1)
+    if channels >= _PAIRWISE_MIN_CHANNELS:
+        return np.mean(samples, axis=1)
+    # np.mean over a short row adds left to right, then divides: the same operations column-wise are
+    # bit-identical and ~15x faster than numpy's strided reduction over rows of 2.
+    total = samples[:, 0].copy()
+    for channel in range(1, channels):
+        total += samples[:, channel]
+    return total / channels
 
 
 def decode_pcm(

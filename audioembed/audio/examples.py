@@ -21,6 +21,7 @@ from audioembed.audio.constants import (
 )
 from audioembed.audio.decode import AudioSource, check_sample_rate, check_samples, load_audio, to_mono
 from audioembed.audio.melspec import frame_examples, log_mel_spectrogram
+from audioembed.audio.resample import resample
 from audioembed.errors import InvalidOptionError
 
 SHORT_CLIP_POLICIES = ("pad", "drop")  # what to do with a clip shorter than one example (0.975 s)
@@ -90,8 +91,6 @@ def resample_to_model_rate(samples: np.ndarray, sample_rate: int, *, method: str
         return samples
     if int(samples.shape[0] * float(SAMPLE_RATE_HZ) / float(sample_rate)) < 1:
         return np.zeros(0)  # shorter than one output period: nothing to resample (a short clip)
-    from audioembed.audio.resample import resample
-
     return resample(samples, sample_rate, SAMPLE_RATE_HZ, method=method)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO
 
 import numpy as np
 
@@ -41,6 +41,7 @@ from audioembed.audio.examples import (
     waveform16k_to_examples,
 )
 from audioembed.audio.melspec import frame_examples, log_mel_spectrogram, num_frames
+from audioembed.audio.resample import StreamingResampler
 from audioembed.errors import InvalidAudioError, InvalidInputError, InvalidOptionError
 
 DEFAULT_BLOCK_SECONDS = 10.0  # decode granularity of iter_file_examples: ~7 MB for 44.1 kHz stereo
@@ -87,10 +88,8 @@ class StreamingFrontEnd:
         self.num_channels = int(num_channels)
         self._hop_frames = hop_to_frames(hop_seconds)
         self.hop_seconds = self._hop_frames / FRAMES_PER_SECOND
-        self._resampler: Any = None
+        self._resampler: StreamingResampler | None = None
         if self.sample_rate != SAMPLE_RATE_HZ:
-            from audioembed.audio.resample import StreamingResampler
-
             self._resampler = StreamingResampler(
                 self.sample_rate, SAMPLE_RATE_HZ, method=check_resampler(resampler)
             )
@@ -236,6 +235,16 @@ def iter_file_examples(
     log_mel : np.ndarray [shape=(k, 96, 64)], float64
         ``k ≥ 1``; concatenated, the blocks equal the one-shot result.
     starts : np.ndarray [shape=(k,)], float64
+
+    Raises
+    ------
+    InvalidOptionError
+        A bad option (checked before anything is read), or an array source.
+    AudioDecodeError
+        The source cannot be opened, or decoding fails part-way; a truncated file is reported after the
+        examples of the part that could be read.
+    InvalidAudioError
+        No samples, or NaN/Inf in a float file.
     """
     if (
         isinstance(block_seconds, bool)

@@ -20,9 +20,12 @@ import numpy as np
 from audioembed.errors import InvalidOptionError, ShapeError
 from audioembed.nn import winograd
 
-# Temporary memory one im2col chunk may use. Chunks of a few MiB keep the patch matrix and the GEMM's
-# output hot in cache; a whole 64-example VGGish batch unchunked would need ~1 GiB of patches for conv2.
-IM2COL_CHUNK_BYTES = 8 << 20
+# Images per im2col chunk: enough that each GEMM has ~IM2COL_TARGET_ROWS rows, so OpenBLAS's packing of
+# the weight matrix is amortised (a chunk of one 12×8 image, 96 rows, runs conv4_2 several times slower),
+# but never more than IM2COL_MAX_BYTES of patches: a whole 64-example VGGish batch unchunked would need
+# ~1 GiB of patches for conv2.
+IM2COL_TARGET_ROWS = 6144
+IM2COL_MAX_BYTES = 64 << 20
 
 
 def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
@@ -145,8 +148,9 @@ def _conv2d_im2col(
     dtype = np.result_type(x.dtype, weight.dtype)
     y = np.empty((n, out_h, out_w, c_out), dtype=dtype)
     w2d = weight.reshape(kh * kw * c_in, c_out).astype(dtype, copy=False)  # rows ordered (i, j, c) like cols
-    patch_bytes = out_h * out_w * kh * kw * c_in * dtype.itemsize
-    chunk = max(1, IM2COL_CHUNK_BYTES // max(patch_bytes, 1))
+    rows_per_image = out_h * out_w
+    patch_bytes = rows_per_image * kh * kw * c_in * dtype.itemsize
+    chunk = max(1, min(math.ceil(IM2COL_TARGET_ROWS / rows_per_image), IM2COL_MAX_BYTES // patch_bytes))
     padded_h, padded_w = height + sum(pad_h), width + sum(pad_w)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)

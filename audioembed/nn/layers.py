@@ -68,10 +68,9 @@ class Conv2d(Module):
         """He-normal weights (std ``sqrt(2 / fan_in)``), zero bias."""
         fan_in = self.kernel_size[0] * self.kernel_size[1] * self.in_channels
         rng = rng or _DEFAULT_INIT_RNG
-        std = np.float32(np.sqrt(2.0 / fan_in))
-        self.weight.data = (rng.standard_normal(self.weight.shape, np.float32) * std).astype(
-            self.weight.dtype
-        )
+        weight = rng.standard_normal(self.weight.shape, np.float32)
+        weight *= np.float32(np.sqrt(2.0 / fan_in))
+        self.weight.data = weight.astype(self.weight.dtype, copy=False)
         if self.bias is not None:
             self.bias.data = np.zeros_like(self.bias.data)
 
@@ -146,9 +145,11 @@ class Linear(Module):
         """Glorot-uniform weights, zero bias."""
         limit = np.sqrt(6.0 / (self.in_features + self.out_features))
         rng = rng or _DEFAULT_INIT_RNG
-        # float32 draws: a float64 temporary of fc1_1's size alone would be 400 MB.
-        unit = rng.random(self.weight.shape, np.float32)  # [0, 1)
-        self.weight.data = ((2 * unit - 1) * limit).astype(self.weight.dtype, copy=False)
+        # float32 draws scaled in place: a float64 temporary of fc1_1's size alone would be 400 MB.
+        weight = rng.random(self.weight.shape, np.float32)  # [0, 1)
+        weight *= np.float32(2 * limit)
+        weight -= np.float32(limit)
+        self.weight.data = weight.astype(self.weight.dtype, copy=False)
         if self.bias is not None:
             self.bias.data = np.zeros_like(self.bias.data)
 

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import DTypeLike
 
-from audioembed.errors import WeightsFormatError
 from audioembed.nn.parameter import Parameter
+from audioembed.nn.state_dict import collect_state, load_state
 
 ForwardPreHook = Callable[["Module", tuple[Any, ...]], Any]
 ForwardHook = Callable[["Module", tuple[Any, ...], Any], Any]
@@ -75,7 +75,7 @@ class Module:
             params[name] = None
         elif isinstance(value, Module):
             self._forget(name)
-            self._modules[name] = value
+            self.add_module(name, value)
         elif params is not None and name in self._modules:
             if value is not None:
                 raise TypeError(
@@ -357,28 +357,13 @@ class Module:
         """
         return any(m._forward_hooks or m._forward_pre_hooks for m in self.modules())
 
-    # --- state dict ------------------------------------------------------------------------------------
-    def _local_state(self) -> Iterator[tuple[str, Parameter | np.ndarray]]:
-        """This module's own (not its children's) non-None parameters and persistent buffers."""
-        for name, param in self._parameters.items():
-            if param is not None:
-                yield name, param
-        for name, buffer in self._buffers.items():
-            if buffer is not None and name not in self._non_persistent_buffers:
-                yield name, buffer
-
+    # --- state dict (the work is in nn/state_dict.py) ------------------------------------------------
     def state_dict(self, prefix: str = "", keep_vars: bool = False) -> dict[str, Any]:
         """Every parameter and persistent buffer of the tree by dotted key, in registration order.
 
         Arrays are copied unless ``keep_vars`` (then the Parameter objects and buffer arrays themselves).
         """
-        state: dict[str, Any] = {}
-        for name, value in self._local_state():
-            state[prefix + name] = value if keep_vars else np.array(value, copy=True)
-        for name, child in self._modules.items():
-            if child is not None:
-                state.update(child.state_dict(prefix=f"{prefix}{name}.", keep_vars=keep_vars))
-        return state
+        return collect_state(self, prefix, keep_vars)
 
     def register_load_state_dict_pre_hook(self, hook: LoadPreHook) -> RemovableHandle:
         """Run ``hook(module, state_dict, prefix)`` before this module loads; it may rename keys in place.
@@ -389,33 +374,14 @@ class Module:
         self._load_state_dict_pre_hooks[handle.id] = hook
         return handle
 
-    def _load_from_state_dict(
-        self, state: dict[str, Any], prefix: str, missing: list[str], errors: list[str]
-    ) -> None:
-        """Copy this module's own entries (not its children's) out of ``state``, recording problems."""
-        for name, current in self._local_state():
-            key = prefix + name
-            if key not in state:
-                missing.append(key)
-                continue
-            value = np.asarray(state[key])
-            if value.shape != current.shape:
-                errors.append(f"shape mismatch for {key!r}: got {value.shape}, the model has {current.shape}")
-            elif value.dtype.kind != current.dtype.kind:
-                errors.append(f"dtype mismatch for {key!r}: got {value.dtype}, the model has {current.dtype}")
-            elif isinstance(current, Parameter):
-                # A private copy in the model dtype: the caller's array (maybe a read-only mmap) stays theirs.
-                current.data = np.array(value, dtype=current.dtype, order="C")
-            else:
-                self._buffers[name] = np.array(value, dtype=current.dtype, order="C")
-
     def load_state_dict(
         self, state_dict: Mapping[str, Any], strict: bool = True
     ) -> tuple[list[str], list[str]]:
-        """Copy arrays from ``state_dict`` into the tree's parameters and persistent buffers.
+        """Copy arrays from ``state_dict`` into the tree's parameters and persistent buffers, all or nothing.
 
-        Problems are collected over the whole tree and reported in one error. Floating arrays of another
-        precision are cast to the model's dtype; any other dtype or shape difference is an error.
+        Every problem is collected over the whole tree and reported in one error, before anything is
+        copied. Floating arrays of another precision are cast to the model's dtype; any other dtype or
+        shape difference is an error. Loaded arrays are private copies.
 
         Returns
         -------
@@ -428,33 +394,7 @@ class Module:
         WeightsFormatError
             Listing every missing key, unexpected key and mismatch, naming this module's class.
         """
-        if not isinstance(state_dict, Mapping):
-            raise TypeError(f"state_dict must be a mapping of str to arrays, got {type(state_dict).__name__}")
-        state = dict(state_dict)  # hooks rename keys in this copy, never in the caller's mapping
-        missing: list[str] = []
-        errors: list[str] = []
-        expected: set[str] = set()
-
-        def load(module: Module, prefix: str) -> None:
-            for hook in list(module._load_state_dict_pre_hooks.values()):
-                hook(module, state, prefix)
-            module._load_from_state_dict(state, prefix, missing, errors)
-            expected.update(prefix + name for name, _ in module._local_state())
-            for name, child in module._modules.items():
-                if child is not None:
-                    load(child, f"{prefix}{name}.")
-
-        load(self, "")
-        unexpected = [key for key in state if key not in expected]
-        if errors or (strict and (missing or unexpected)):
-            lines = [f"Error(s) in loading state_dict for {type(self).__name__}:"]
-            if strict and missing:
-                lines.append("missing key(s): " + ", ".join(repr(k) for k in missing))
-            if strict and unexpected:
-                lines.append("unexpected key(s): " + ", ".join(repr(k) for k in unexpected))
-            lines += errors
-            raise WeightsFormatError("\n    ".join(lines))
-        return missing, unexpected
+        return load_state(self, state_dict, strict)
 
     # --- printing --------------------------------------------------------------------------------------
     def extra_repr(self) -> str:

@@ -8,10 +8,13 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 
-class Parameter:
+class Parameter(np.lib.mixins.NDArrayOperatorsMixin):
     """A thin holder of a floating-point array that a Module registers as one of its parameters.
 
-    Usable wherever an array is expected: ``np.asarray(p)`` returns the held array without a copy. Casts
+    Usable wherever an array is expected: ``np.asarray(p)`` returns the held array without a copy, NumPy
+    functions accept it, and arithmetic operators (``p * 2``, ``x @ p``) give plain ndarrays. Equality and
+    hashing stay by identity, as for any registered object (elementwise ``==`` would make it unhashable
+    and ambiguous in ``if``); compare ``p.data`` for values. Casts
     (``Module.float()``) and loads replace :attr:`data`, so the holder itself stays registered.
 
     Parameters
@@ -29,6 +32,11 @@ class Parameter:
         if not np.issubdtype(array.dtype, np.floating):
             raise TypeError(f"a Parameter holds a floating-point array, got dtype {array.dtype}")
         self.data: np.ndarray = array
+
+    # Identity semantics, overriding the mixin's elementwise comparisons (see the class docstring).
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__
 
     def __array__(self, dtype: DTypeLike | None = None, copy: bool | None = None) -> np.ndarray:
         if copy:

@@ -7,3 +7,7 @@ from audioembed.vggish.postprocess import Postprocessor
 __all__ = ["Postprocessor", "VGGish", "params"]
 
 # --- Weights loaders (branch `weights`): add the imports and __all__ entries below this line. -------------
+from audioembed.vggish import weights
+from audioembed.vggish.weights.loaders import load_postprocessor, load_vggish
+
+__all__ += ["load_postprocessor", "load_vggish", "weights"]

@@ -29,7 +29,8 @@ class VGGish(Module):
 
     Freshly built it holds random initial weights; load real (or synthetic) ones with
     :meth:`load_state_dict`, under module keys (``"conv1.weight"``) or TF names
-    (``"vggish/conv1/weights"``), in TF layouts (conv HWIO, dense ``[in, out]``).
+    (``"vggish/conv1/weights"``), in TF layouts (conv HWIO, dense ``[in, out]``). ``forward`` mutates no
+    state, so one model may serve several threads at once.
     """
 
     def __init__(self) -> None:

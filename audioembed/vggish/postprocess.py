@@ -70,6 +70,19 @@ class Postprocessor(Module):
         self.register_buffer(params.PCA_MEANS_NAME, means)
         self.register_load_state_dict_pre_hook(_normalize_loaded_means)
 
+    @classmethod
+    def from_params(cls, pca_eigen_vectors: ArrayLike, pca_means: ArrayLike) -> Postprocessor:
+        """A postprocessor holding these PCA parameters (validated, converted to float64), in eval mode.
+
+        Parameters
+        ----------
+        pca_eigen_vectors : array_like [shape=(128, 128)]
+        pca_means : array_like [shape=(128,) or (128, 1) or (1, 128)]
+        """
+        postprocessor = cls(pca_eigen_vectors, pca_means)
+        postprocessor.eval()
+        return postprocessor
+
     def pca_applied(self, embeddings: ArrayLike) -> np.ndarray:
         """Project embeddings onto the PCA basis, before clipping.
 

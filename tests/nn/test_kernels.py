@@ -70,7 +70,8 @@ def test_conv2d_random_shapes(seed: int) -> None:
 
 def test_conv2d_chunked_batch_equals_naive(monkeypatch: pytest.MonkeyPatch) -> None:
     # A tiny budget forces one image per chunk: results must not depend on where chunks split.
-    monkeypatch.setattr(fn, "IM2COL_CHUNK_BYTES", 1)
+    monkeypatch.setattr(fn, "IM2COL_TARGET_ROWS", 1)
+    monkeypatch.setattr(fn, "IM2COL_MAX_BYTES", 1)
     rng = np.random.default_rng(5)
     x = random_images(rng, (5, 6, 5, 3))
     weight = rng.standard_normal((3, 3, 3, 4)).astype(np.float32)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from typing import Any
 
 import numpy as np
@@ -48,6 +50,14 @@ def test_parameter_is_an_array_without_copy() -> None:
     assert Parameter([1, 2], dtype=np.float64).dtype == np.float64
 
 
+def test_parameter_arithmetic_gives_arrays_and_identity_equality() -> None:
+    p = Parameter(np.float32([1.0, 2.0]))
+    for result in (p * 2, 2 * p, p + p, -p, np.ones((3, 2), np.float32) @ p):
+        assert isinstance(result, np.ndarray)
+    np.testing.assert_array_equal(p * 2 - p, [1.0, 2.0])
+    assert p == p and p != Parameter(p.data) and len({p, p}) == 1
+
+
 def test_parameter_rejects_non_float() -> None:
     with pytest.raises(TypeError, match="floating-point array, got dtype int64"):
         Parameter(np.arange(3))
@@ -69,6 +79,19 @@ def test_setattr_routes_by_type() -> None:
     assert leaf.__dict__["note"] == "plain"
     leaf.weight = None  # None is allowed for a registered parameter
     assert leaf._parameters["weight"] is None
+
+
+def test_assigning_a_module_over_a_method_is_refused() -> None:
+    with pytest.raises(ValueError, match="module name 'forward' clashes with an existing attribute of Leaf"):
+        Leaf().forward = ReLU()
+
+
+def test_deepcopy_and_pickle_keep_the_tree() -> None:
+    tree = Tree()
+    for clone in (copy.deepcopy(tree), pickle.loads(pickle.dumps(tree))):
+        assert clone.a.weight is not tree.a.weight
+        assert list(clone.state_dict()) == list(tree.state_dict())
+        np.testing.assert_array_equal(clone.b[0].weight.data, tree.b[0].weight.data)
 
 
 def test_reassigning_a_plain_attribute_as_parameter_moves_it() -> None:
@@ -328,6 +351,17 @@ def test_strict_load_lists_every_problem_once() -> None:
     assert "unexpected key(s): 'a.extra'" in message
     assert "shape mismatch for 'b.0.weight': got (5,), the model has (2,)" in message
     assert "dtype mismatch for 'a.count': got float32, the model has int64" in message
+
+
+def test_failed_load_changes_nothing() -> None:
+    tree = Tree()
+    before = tree.state_dict()
+    state = {key: np.full_like(value, 9) for key, value in before.items()}
+    state["b.0.weight"] = np.zeros(5, np.float32)  # one bad entry, listed after good ones
+    with pytest.raises(WeightsFormatError, match=r"shape mismatch for 'b\.0\.weight'"):
+        tree.load_state_dict(state)
+    for key, value in tree.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])
 
 
 def test_non_strict_load_returns_missing_and_unexpected() -> None:

@@ -1,0 +1,88 @@
+"""A Module tree's arrays in and out by dotted key: the work behind ``state_dict`` / ``load_state_dict``.
+
+Loading is all or nothing: every entry is checked (missing, unexpected, shape, dtype) before any array of
+the model is replaced, so a failed load leaves the model exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from audioembed.errors import WeightsFormatError
+from audioembed.nn.parameter import Parameter
+
+if TYPE_CHECKING:
+    from audioembed.nn.module import Module
+
+
+def local_state(module: Module) -> Iterator[tuple[str, Parameter | np.ndarray]]:
+    """``module``'s own (not its children's) non-None parameters and persistent buffers, by name."""
+    for name, param in module._parameters.items():
+        if param is not None:
+            yield name, param
+    for name, buffer in module._buffers.items():
+        if buffer is not None and name not in module._non_persistent_buffers:
+            yield name, buffer
+
+
+def _tree(module: Module, prefix: str) -> Iterator[tuple[str, Module]]:
+    """Pre-order walk with key prefixes ("" then "child." ...), every path (no de-duplication)."""
+    yield prefix, module
+    for name, child in module._modules.items():
+        if child is not None:
+            yield from _tree(child, f"{prefix}{name}.")
+
+
+def collect_state(module: Module, prefix: str, keep_vars: bool) -> dict[str, Any]:
+    """The tree's parameters and persistent buffers by dotted key, copied unless ``keep_vars``."""
+    return {
+        module_prefix + name: value if keep_vars else np.array(value, copy=True)
+        for module_prefix, member in _tree(module, prefix)
+        for name, value in local_state(member)
+    }
+
+
+def load_state(root: Module, state_dict: Mapping[str, Any], strict: bool) -> tuple[list[str], list[str]]:
+    """Check every entry of ``state_dict`` against the tree of ``root``, then copy them all in."""
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"state_dict must be a mapping of str to arrays, got {type(state_dict).__name__}")
+    state = dict(state_dict)  # pre-hooks rename keys in this copy, never in the caller's mapping
+    missing: list[str] = []
+    errors: list[str] = []
+    expected: set[str] = set()
+    writes: list[tuple[Module, str, np.ndarray, np.dtype[Any]]] = []
+    for prefix, module in _tree(root, ""):  # pre-order: a parent's hooks run before its children read
+        for hook in list(module._load_state_dict_pre_hooks.values()):
+            hook(module, state, prefix)
+        for name, current in local_state(module):
+            key = prefix + name
+            expected.add(key)
+            if key not in state:
+                missing.append(key)
+                continue
+            value = np.asarray(state[key])
+            if value.shape != current.shape:
+                errors.append(f"shape mismatch for {key!r}: got {value.shape}, the model has {current.shape}")
+            elif value.dtype.kind != current.dtype.kind:
+                errors.append(f"dtype mismatch for {key!r}: got {value.dtype}, the model has {current.dtype}")
+            else:
+                writes.append((module, name, value, current.dtype))
+    unexpected = [key for key in state if key not in expected]
+    if errors or (strict and (missing or unexpected)):
+        lines = [f"Error(s) in loading state_dict for {type(root).__name__}:"]
+        if strict and missing:
+            lines.append("missing key(s): " + ", ".join(repr(k) for k in missing))
+        if strict and unexpected:
+            lines.append("unexpected key(s): " + ", ".join(repr(k) for k in unexpected))
+        raise WeightsFormatError("\n    ".join(lines + errors))
+    for module, name, value, dtype in writes:
+        # A private copy in the model's dtype: the caller's array (maybe a read-only mmap) stays theirs.
+        array = np.array(value, dtype=dtype, order="C")
+        if name in module._parameters:
+            module._parameters[name].data = array
+        else:
+            module._buffers[name] = array
+    return missing, unexpected

@@ -1,0 +1,43 @@
+"""VGGish weights: readers for every published format, the native format, synthesis, download, cache.
+
+Every reader returns tensors keyed by their TF checkpoint name in TF layouts (``params.VARIABLES``),
+the canonical form the model loads. Formats are detected from a file's bytes, never its name.
+"""
+
+from audioembed.vggish.weights.detect import FORMATS, detect_format
+from audioembed.vggish.weights.download import download_file, download_official
+from audioembed.vggish.weights.files import WeightsFile, file_sha256, read_weights
+from audioembed.vggish.weights.loaders import load_postprocessor, load_vggish
+from audioembed.vggish.weights.native import read_native, write_native
+from audioembed.vggish.weights.pca import read_pca_npz
+from audioembed.vggish.weights.resolve import cached_weights_path, home_dir, resolve_pca, resolve_weights
+from audioembed.vggish.weights.synthetic import synthesize_pca, synthesize_weights
+from audioembed.vggish.weights.tf_checkpoint import read_tf_checkpoint
+from audioembed.vggish.weights.torch_pickle import read_torch_file
+from audioembed.vggish.weights.verify import REFERENCE_STATISTICS, SmokeStatistics, verify_weights
+
+__all__ = [
+    "FORMATS",
+    "REFERENCE_STATISTICS",
+    "SmokeStatistics",
+    "WeightsFile",
+    "cached_weights_path",
+    "detect_format",
+    "download_file",
+    "download_official",
+    "file_sha256",
+    "home_dir",
+    "load_postprocessor",
+    "load_vggish",
+    "read_native",
+    "read_pca_npz",
+    "read_tf_checkpoint",
+    "read_torch_file",
+    "read_weights",
+    "resolve_pca",
+    "resolve_weights",
+    "synthesize_pca",
+    "synthesize_weights",
+    "verify_weights",
+    "write_native",
+]

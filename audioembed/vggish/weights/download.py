@@ -1,0 +1,240 @@
+"""Fetch Google's official files into the cache, convert them to the native format, verify.
+
+Downloads go to ``$AUDIOEMBED_HOME/downloads/<name>.part`` and are renamed into place only when
+complete, so an interrupted download never looks finished; running again resumes it with an HTTP
+``Range`` request. The converted file is verified by the reference smoke test *before* it replaces
+anything in the cache: a failed verification leaves whatever the user had untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import urllib.error
+import urllib.request
+from http.client import HTTPException
+from os import PathLike
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from tqdm import tqdm
+
+from audioembed._version import __version__
+from audioembed.errors import WeightsDownloadError, WeightsVerificationError
+from audioembed.vggish import params
+from audioembed.vggish.weights.files import read_weights
+from audioembed.vggish.weights.native import write_native
+from audioembed.vggish.weights.resolve import CACHE_FILE_NAME, home_dir
+from audioembed.vggish.weights.verify import REFERENCE_STATISTICS, SmokeStatistics, verify_weights
+
+logger = logging.getLogger(__name__)
+
+CHUNK_BYTES = 1 << 20  # read size while streaming a download
+TIMEOUT_SECONDS = 60.0  # per socket operation, not for the whole file
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)|bytes \*/(\d+)")
+
+
+def download_file(
+    url: str,
+    destination: str | PathLike[str],
+    *,
+    timeout: float = TIMEOUT_SECONDS,
+    progress: bool | None = None,
+) -> Path:
+    """Download ``url`` to ``destination`` atomically, resuming a previous partial download.
+
+    Parameters
+    ----------
+    url : str
+        ``https://`` (or ``http://`` for local test servers).
+    destination : str or PathLike
+        Final path. If it exists the download is considered done and skipped.
+    timeout : float
+        Seconds to wait on each socket operation.
+    progress : bool, optional
+        Show a progress bar; default: only when stderr is a terminal.
+
+    Returns
+    -------
+    Path
+        ``destination``, complete.
+
+    Raises
+    ------
+    WeightsDownloadError
+        Unreachable host (offline), an HTTP error status, or a transfer that ended early (the
+        partial file is kept, and the next call resumes it).
+    """
+    destination = Path(destination)
+    if destination.is_file():
+        logger.info("%s already downloaded", destination)
+        return destination
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(destination.name + ".part")
+    offset = partial.stat().st_size if partial.is_file() else 0
+    headers = {"User-Agent": f"audioembed/{__version__}"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    try:
+        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and offset:  # our partial file is already the whole thing (or bigger)
+            total = _total_from_content_range(error.headers.get("Content-Range", ""))
+            if total == offset:
+                os.replace(partial, destination)
+                return destination
+            partial.unlink()
+            return download_file(url, destination, timeout=timeout, progress=progress)
+        raise WeightsDownloadError(f"downloading {url} failed: HTTP {error.code} {error.reason}") from error
+    except (urllib.error.URLError, OSError, HTTPException) as error:
+        reason = getattr(error, "reason", error)
+        raise WeightsDownloadError(
+            f"could not reach {url} ({reason}). Are you offline? Download the file yourself and pass "
+            "its path with --weights / --pca, or retry when online"
+        ) from error
+    with response:
+        total = None
+        if offset and response.status == 206:
+            match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
+            if match is None or int(match.group(1)) != offset:
+                raise WeightsDownloadError(
+                    f"{url}: server answered a resume from byte {offset} with Content-Range "
+                    f"{response.headers.get('Content-Range')!r}"
+                )
+            total = None if match.group(3) == "*" else int(match.group(3))
+            mode = "ab"
+        else:
+            if offset:
+                logger.info("%s ignored the resume request; starting over", url)
+            offset = 0
+            length = response.headers.get("Content-Length")
+            total = int(length) if length is not None and length.isdigit() else None
+            mode = "wb"
+        show = sys.stderr.isatty() if progress is None else progress
+        with (
+            open(partial, mode) as file,
+            tqdm(
+                total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+                desc=destination.name, disable=not show, leave=False,
+            ) as bar,
+        ):  # fmt: skip
+            try:
+                while chunk := response.read(CHUNK_BYTES):
+                    file.write(chunk)
+                    bar.update(len(chunk))
+            except (OSError, HTTPException) as error:
+                raise WeightsDownloadError(
+                    f"download of {url} was interrupted after {offset + bar.n - bar.initial} bytes "
+                    f"({error}); run the command again to resume"
+                ) from error
+            file.flush()
+            os.fsync(file.fileno())
+    size = partial.stat().st_size
+    if total is not None and size != total:
+        raise WeightsDownloadError(
+            f"download of {url} stopped at {size} of {total} bytes; run the command again to resume"
+        )
+    os.replace(partial, destination)  # atomic: a complete file or none
+    return destination
+
+
+def _total_from_content_range(value: str) -> int | None:
+    match = _CONTENT_RANGE.fullmatch(value.strip())
+    if match is None:
+        return None
+    total = match.group(3) or match.group(4)
+    return None if total in (None, "*") else int(total)
+
+
+def official_urls(base_url: str | None = None) -> tuple[str, str]:
+    """The checkpoint and PCA URLs: the official ones, or the same file names under ``base_url``."""
+    if base_url is None:
+        return params.CHECKPOINT_URL, params.PCA_PARAMS_URL
+    base = base_url.rstrip("/")
+    return tuple(f"{base}/{_file_name(url)}" for url in (params.CHECKPOINT_URL, params.PCA_PARAMS_URL))
+
+
+def download_official(
+    home: str | PathLike[str] | None = None,
+    *,
+    checkpoint_url: str = params.CHECKPOINT_URL,
+    pca_url: str = params.PCA_PARAMS_URL,
+    expected: SmokeStatistics = REFERENCE_STATISTICS,
+    keep_download: bool = False,
+    progress: bool | None = None,
+) -> Path:
+    """Download the official weights and PCA parameters, convert to one native file, verify, install.
+
+    Parameters
+    ----------
+    home : str or PathLike, optional
+        Cache directory; default :func:`~audioembed.vggish.weights.resolve.home_dir`.
+    checkpoint_url, pca_url : str
+        Where to fetch from (any supported format works, the URLs are injectable for tests/mirrors).
+    expected : SmokeStatistics
+        Statistics the converted files must reproduce (the reference's by default).
+    keep_download : bool
+        Keep the downloaded checkpoint after a successful install (it is ~277 MB).
+    progress : bool, optional
+        Progress bars; default only on a terminal.
+
+    Returns
+    -------
+    Path
+        ``<home>/vggish.safetensors``, verified.
+
+    Raises
+    ------
+    WeightsDownloadError
+        Network or HTTP failures.
+    WeightsFormatError
+        The downloaded files are not VGGish weights / PCA parameters.
+    WeightsVerificationError
+        The converted files fail the smoke test; nothing the user had is replaced, and the downloads
+        are kept for inspection.
+    """
+    home = Path(home).expanduser() if home is not None else home_dir()
+    downloads = home / "downloads"
+    checkpoint = download_file(checkpoint_url, downloads / _file_name(checkpoint_url), progress=progress)
+    pca = download_file(pca_url, downloads / _file_name(pca_url), progress=progress)
+
+    weights = read_weights(checkpoint)
+    pca_file = read_weights(pca)
+    if not weights.has_model:
+        raise WeightsDownloadError(f"{checkpoint_url} holds no model weights ({weights.format})")
+    if pca_file.pca is None:
+        raise WeightsDownloadError(f"{pca_url} holds no PCA parameters ({pca_file.format})")
+    metadata = {
+        "source_file": checkpoint.name,
+        "source_sha256": weights.sha256,
+        "source_format": weights.format,
+        "source_url": checkpoint_url,
+        "pca_source_file": pca.name,
+        "pca_source_sha256": pca_file.sha256,
+        "synthetic": "false",
+    }
+    final = home / CACHE_FILE_NAME
+    staging = home / f".{CACHE_FILE_NAME}.verifying"
+    write_native(staging, weights.tensors, pca=pca_file.pca, metadata=metadata)
+    weights.release_tensors()
+    try:
+        measured = verify_weights(staging, expected=expected)
+        os.replace(staging, final)
+    except WeightsVerificationError as error:
+        kept = f"kept {final} as it was" if final.exists() else f"nothing installed at {final}"
+        raise WeightsVerificationError(f"{error} Downloads kept in {downloads}; {kept}.") from error
+    finally:
+        staging.unlink(missing_ok=True)  # gone already after a successful install
+    logger.info("installed %s (%s)", final, measured)
+    if not keep_download:
+        checkpoint.unlink()
+    return final
+
+
+def _file_name(url: str) -> str:
+    name = Path(urlsplit(url).path).name
+    if not name:
+        raise WeightsDownloadError(f"cannot tell a file name from the URL {url!r}")
+    return name

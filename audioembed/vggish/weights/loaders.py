@@ -1,0 +1,74 @@
+"""Build the model and postprocessor from any supported weights file."""
+
+from __future__ import annotations
+
+from os import PathLike
+
+from audioembed.errors import WeightsFormatError
+from audioembed.vggish import params
+from audioembed.vggish.model import VGGish
+from audioembed.vggish.postprocess import Postprocessor
+from audioembed.vggish.weights import detect
+from audioembed.vggish.weights.files import read_weights
+
+
+def load_vggish(path: str | PathLike[str], *, share_memory: bool = True) -> VGGish:
+    """A :class:`VGGish` in eval mode holding the weights of ``path``.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Any supported format (native, TF V1 checkpoint, PyTorch port ``.pth``), detected by bytes.
+    share_memory : bool
+        For a native file, keep the parameters as read-only views of the memory-mapped file instead
+        of private copies: loading costs no copy, and processes serving the same file share its pages.
+        Ignored for other formats (they are converted, so the model owns its arrays).
+
+    Returns
+    -------
+    VGGish
+
+    Raises
+    ------
+    WeightsFormatError
+        The file holds only PCA parameters, or no valid VGGish weights (see :func:`read_weights`).
+    """
+    weights = read_weights(path)
+    if not weights.has_model:
+        raise WeightsFormatError(
+            f"{path} holds only PCA parameters ({weights.format}), not model weights; "
+            "pass it as the PCA file instead"
+        )
+    model = VGGish()
+    model.load_state_dict(weights.tensors)  # validates names, shapes and dtypes; copies
+    if share_memory and weights.format == detect.NATIVE:
+        # Swap the fresh copies for the mapped views (same values, same shapes, float32 C-order).
+        for key, parameter in model.named_parameters():
+            parameter.data = weights.tensors[params.VARIABLES_BY_KEY[key].tf_name]
+    model.eval()
+    return model
+
+
+def load_postprocessor(path: str | PathLike[str]) -> Postprocessor:
+    """A :class:`Postprocessor` holding the PCA parameters of ``path``.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The official ``.npz``, the port's PCA ``.pth``, or a native file that holds PCA parameters.
+
+    Raises
+    ------
+    WeightsFormatError
+        The file has no PCA parameters, or malformed ones.
+    """
+    weights = read_weights(path)
+    if weights.pca is None:
+        raise WeightsFormatError(
+            f"{path} ({weights.format}) holds no PCA parameters: pass vggish_pca_params.npz, the port's "
+            "PCA .pth, or a native file converted with --pca"
+        )
+    postprocessor = Postprocessor()
+    postprocessor.load_state_dict(weights.pca)
+    postprocessor.eval()
+    return postprocessor
