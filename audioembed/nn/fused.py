@@ -32,6 +32,7 @@ _PATCH_MAX_CHANNELS = 4  # layers with at most this many input channels use a pa
 # A stage whose batch has at most this many tiles per worker splits its layers by output channels instead of
 # by images (GEMMs with fewer rows than this run well below BLAS's speed on these shapes).
 SPLIT_TILES = 96
+CHANNEL_BLOCK = 64  # output channels per work item when a layer is split by channels
 
 
 @dataclass
@@ -106,6 +107,7 @@ class ConvStackPlan:
         self._stages = self._make_stages(built, scratch_bytes)
         self._scratch = [Scratch() for _ in range(self.pool.num_workers)]
         self._between: list[np.ndarray] = []  # padded full-batch buffers between stages
+        self._shared = np.empty(0, np.float32)  # a channel-split layer's input transform, read by all workers
 
     def _make_stages(self, layers: list[Layer], scratch_bytes: int) -> list[_Stage]:
         # A stage ends at a pooling layer (activations shrink 4×); a patch layer joins the following stage
@@ -183,23 +185,41 @@ class ConvStackPlan:
         if first:
             stage.split[0][:n, 1:-1, 1:-1] = src
             src = stage.split[0][:n]
-        workers = self.pool.num_workers
         for k, layer in enumerate(stage.layers):
             last = k == len(stage.layers) - 1
             target = dst if last else stage.split[k + 1][:n, 1:-1, 1:-1]
             if isinstance(layer, WinogradLayer):
-                step = -(-layer.cout // (workers * 16)) * 16  # channel blocks of whole AVX-512 vectors
-                spans = [(lo, min(lo + step, layer.cout)) for lo in range(0, layer.cout, step)]
-                self.pool.run(
-                    lambda worker, span, layer=layer, src=src, target=target: layer.run(
-                        src, target, self._scratch[worker], channels=span
-                    ),
-                    spans,
-                )
+                self._winograd_split(layer, src, target, n)
             else:
                 layer.run(src, target, self._scratch[0])
             if not last:
                 src = stage.split[k + 1][:n]
+
+    def _winograd_split(self, layer: WinogradLayer, src: np.ndarray, dst: np.ndarray, n: int) -> None:
+        """Input transform split by images, then output channels in blocks handed out dynamically."""
+        workers, a2, tiles = self.pool.num_workers, layer.transforms.a**2, layer.th * layer.tw
+        need = a2 * n * tiles * layer.cin
+        if self._shared.size < need:
+            self._shared = np.empty(need, np.float32)
+        v = self._shared[:need].reshape(a2, n * tiles * layer.cin)  # [a², T·Cin] for the whole batch
+        per = -(-n // workers)
+        spans = [(lo, min(lo + per, n)) for lo in range(0, n, per)]
+
+        def transform(worker: int, span: tuple[int, int]) -> None:
+            lo, hi = span
+            ra, _, _ = self._scratch[worker].regions(*layer.scratch_sizes(hi - lo))
+            layer.transform_input(src[lo:hi], v[:, lo * tiles * layer.cin : hi * tiles * layer.cin], ra)
+
+        self.pool.run(transform, spans)
+        # Blocks of 64 channels (whole AVX-512 vectors, GEMMs still wide): a busier core just takes fewer.
+        step = min(CHANNEL_BLOCK, -(-layer.cout // workers))
+        blocks = [(lo, min(lo + step, layer.cout)) for lo in range(0, layer.cout, step)]
+
+        def finish(worker: int, span: tuple[int, int]) -> None:
+            ra, rb, _ = self._scratch[worker].regions(*layer.scratch_sizes(n, span[1] - span[0]))
+            layer.finish(v.reshape(a2, n * tiles, layer.cin), dst, ra, rb, channels=span)
+
+        self.pool.run(finish, blocks)
 
     def _between_buffers(self, n: int) -> list[np.ndarray]:
         if not self._between or self._between[0].shape[0] < n:
@@ -250,7 +270,7 @@ class ConvStackPlan:
     def release_buffers(self) -> None:
         """Free the activation and scratch buffers (they are re-allocated by the next call)."""
         with self._lock:
-            self._between = []
+            self._between, self._shared = [], np.empty(0, np.float32)
             self._scratch = [Scratch() for _ in range(self.pool.num_workers)]
             for stage in self._stages:
                 stage.inner = [[] for _ in range(self.pool.num_workers)]

@@ -119,24 +119,47 @@ class WinogradLayer(Layer):
         # A: gathered tiles → GEMM products → pooled planes; B: input transform → output transform
         return a2 * t * max(self.cin, cout), max(a2 * self.cin, m2 * cout) * t, 0
 
-    def run(
-        self, src: np.ndarray, dst: np.ndarray, scratch: Scratch, channels: tuple[int, int] | None = None
-    ) -> None:
+    def run(self, src: np.ndarray, dst: np.ndarray, scratch: Scratch) -> None:
+        n, a2, cin = src.shape[0], self.transforms.a**2, self.cin
+        t = n * self.th * self.tw
+        ra, rb, _ = scratch.regions(*self.scratch_sizes(n))
+        v = rb[: a2 * t * cin].reshape(a2, t * cin)
+        self.transform_input(src, v, ra)
+        self.finish(v.reshape(a2, t, cin), dst, ra, rb)
+
+    def transform_input(self, src: np.ndarray, v: np.ndarray, work: np.ndarray) -> None:
+        """Gather the tiles of ``src [n, H+2, W+2, Cin]`` into ``work`` and transform them into ``v``.
+
+        ``v`` : [shape=(a², n·th·tw·Cin)], may be a row-strided view of a bigger batch's transform.
+        """
         n, m, a = src.shape[0], self.m, self.transforms.a
-        th, tw, cin = self.th, self.tw, self.cin
-        t, a2 = n * th * tw, a * a
+        t = n * self.th * self.tw
+        tiles = work[: a * a * t * self.cin].reshape(a, a, n, self.th, self.tw, self.cin)
+        np.copyto(tiles, tile_view(src, m))
+        np.matmul(self.transforms.input_matrix, tiles.reshape(a * a, t * self.cin), out=v)  # [a², T·Cin]
+
+    def finish(
+        self,
+        v: np.ndarray,
+        dst: np.ndarray,
+        ra: np.ndarray,
+        rb: np.ndarray,
+        channels: tuple[int, int] | None = None,
+    ) -> None:
+        """From transformed tiles ``v [a², T, Cin]`` to ``dst [n, Ho, Wo, Cout]``: GEMMs, output transform,
+        [pool,] bias, ReLU; ``channels=(lo, hi)`` computes only those output channels. ``ra``/``rb`` are
+        scratch regions of at least :meth:`scratch_sizes` ``(n, hi - lo)`` elements.
+        """
+        m, th, tw = self.m, self.th, self.tw
+        a2, t = v.shape[:2]
+        n = t // (th * tw)
         u, bias = self.u, self.bias
         if channels is not None:  # only these output channels: views of the weights, bias and output
             lo, hi = channels
             u, bias, dst = u[:, :, lo:hi], bias[lo:hi], dst[..., lo:hi]
         cout = u.shape[2]
-        ra, rb, _ = scratch.regions(*self.scratch_sizes(n, cout))
-        tiles = ra[: a2 * t * cin].reshape(a, a, n, th, tw, cin)
-        np.copyto(tiles, tile_view(src, m))
-        v = rb[: a2 * t * cin].reshape(a2, t * cin)
-        np.matmul(self.transforms.input_matrix, tiles.reshape(a2, t * cin), out=v)  # [a², T·Cin]
         prod = ra[: a2 * t * cout].reshape(a2, t, cout)
-        np.matmul(v.reshape(a2, t, cin), u, out=prod)  # a² GEMMs [T, Cin] @ [Cin, Cout]
+        np.matmul(v, u, out=prod)  # a² GEMMs [T, Cin] @ [Cin, Cout]
         y = rb[: m * m * t * cout].reshape(m * m, t * cout)
         np.matmul(self.transforms.output_matrix, prod.reshape(a2, t * cout), out=y)  # [m², T·Cout]
         if self.pool:
