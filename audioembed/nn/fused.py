@@ -33,6 +33,7 @@ _PATCH_MAX_CHANNELS = 4  # layers with at most this many input channels use a pa
 # by images (GEMMs with fewer rows than this run well below BLAS's speed on these shapes).
 SPLIT_TILES = 96
 CHANNEL_BLOCK = 64  # output channels per work item when a layer is split by channels
+MIN_ITEMS_PER_WORKER = 2  # image chunks per worker and stage, when the batch has enough images
 
 
 @dataclass
@@ -231,8 +232,9 @@ class ConvStackPlan:
 
     def _run_stage(self, stage: _Stage, src: np.ndarray, dst: np.ndarray, n: int, *, first: bool) -> None:
         workers = self.pool.num_workers
-        # Even work items, at most `stage.chunk` images each, and at least one item per worker when possible.
-        items_per_worker = -(-n // (workers * stage.chunk))
+        # Even work items of at most `stage.chunk` images, two or more per worker: the counter then hands a
+        # core that another process slows down fewer items instead of making the other core wait for it.
+        items_per_worker = max(MIN_ITEMS_PER_WORKER, -(-n // (workers * stage.chunk)))
         chunk = -(-n // (workers * items_per_worker))
         spans = [(i, min(i + chunk, n)) for i in range(0, n, chunk)]
 
