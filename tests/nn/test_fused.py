@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from fast_reference import conv_stack, random_conv_layers, relative_error
@@ -78,6 +80,30 @@ def test_batches_smaller_than_the_workers_split_by_channels(monkeypatch: pytest.
             images = [(lo, min(lo + 1, n)) for lo in range(n)]
             assert spans == [*images, (0, 14), (14, 28), (28, 40), *images, (0, 8), (8, 16), (16, 24)]
     plan.close()
+
+
+def test_concurrent_calls_are_serialised_and_correct() -> None:
+    rng = np.random.default_rng(8)
+    layers = random_conv_layers(rng, [1, 8, 16], [True, True])
+    conv = ConvStackPlan(layers, input_shape=(16, 16, 1), num_workers=2)
+    dense = DensePlan(_dense_layers(rng, [4 * 4 * 16, 32, 5], [True, False]), num_workers=2)
+    inputs = [rng.standard_normal((n, 16, 16)).astype(np.float32) for n in (1, 3, 6, 2, 5, 4)]
+    expected = [dense(conv(x).reshape(len(x), -1)) for x in inputs]
+    results: dict[int, np.ndarray] = {}
+
+    def call(index: int) -> None:
+        for _ in range(5):
+            results[index] = dense(conv(inputs[index]).reshape(len(inputs[index]), -1))
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(inputs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for index, want in enumerate(expected):
+        np.testing.assert_array_equal(results[index], want)
+    conv.close()
+    dense.close()
 
 
 def test_non_contiguous_input_and_winograd_first_layer() -> None:
