@@ -40,6 +40,16 @@ class FastForward:
         self._conv: ConvStackPlan | None = None
         self._dense: DensePlan | None = None
 
+    # Copies and pickles of a model start without plans (they hold threads and a lock): rebuilt on first use.
+    def __deepcopy__(self, memo: dict) -> FastForward:
+        return FastForward()
+
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()
+
     @staticmethod
     def applies(model: Module) -> bool:
         """Whether the fused plans compute exactly what the layers would, for this model right now."""

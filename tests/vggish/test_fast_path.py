@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 
@@ -151,3 +154,13 @@ def test_plans_are_rebuilt_when_parameters_change(inputs: np.ndarray) -> None:
     assert _relative(model(x), expected_replaced) <= TOLERANCE  # stale plans, as documented
     model.invalidate_fast_path()
     assert _relative(model(x), expected) <= TOLERANCE
+
+
+def test_a_model_with_plans_can_be_deep_copied_and_pickled(model: VGGish, inputs: np.ndarray) -> None:
+    expected = model(inputs[:1])
+    assert model._fast.built
+    for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert not clone._fast.built
+        np.testing.assert_array_equal(clone(inputs[:1]), expected)
+        assert clone._fast.built
+        clone.invalidate_fast_path()
