@@ -18,6 +18,8 @@ from audioembed.nn.threads import WorkerPool, blas_threads
 # weight on every call (fc1_1: 201 MB), which for 2-4 rows costs more than streaming the weight once per row
 # (measured, fc1_1, one thread: 2 rows 28 vs 75 ms, 4 rows 63 vs 80 ms; 8 rows 125 vs 95 ms).
 GEMV_MAX_ROWS = 4
+BLOCKS_PER_WORKER = 4  # column blocks per worker and layer
+MIN_BLOCK = 64  # narrowest column block (fc2's 128 columns: two blocks)
 
 
 class DensePlan:
@@ -69,7 +71,10 @@ class DensePlan:
         out = np.empty((x.shape[0], weight.shape[1]), dtype=np.float32)
         workers = self.pool.num_workers
         width = weight.shape[1]
-        step = -(-width // (workers * 16)) * 16  # column blocks aligned to 16 floats (one AVX-512 vector)
+        # Several column blocks per worker, handed out dynamically, so a core slowed by another process does
+        # fewer of them (the total BLAS time hardly depends on the block count: measured 2-16 blocks of
+        # fc1_1, batch 8 and 64, within noise); blocks are multiples of 16 floats (one AVX-512 vector).
+        step = max(MIN_BLOCK, -(-width // (workers * BLOCKS_PER_WORKER * 16)) * 16)
         spans = [(lo, min(lo + step, width)) for lo in range(0, width, step)]
 
         def work(_worker: int, span: tuple[int, int]) -> None:
