@@ -181,8 +181,13 @@ class ConvStackPlan:
     def _run_stage_split(
         self, stage: _Stage, src: np.ndarray, dst: np.ndarray, n: int, *, first: bool
     ) -> None:
-        if not stage.split or stage.split[0].shape[0] < n:
-            stage.split = [np.zeros((n, h + 2, w + 2, c), np.float32) for h, w, c in stage.shapes]
+        if not stage.split or stage.split[-1].shape[0] < n:
+            # the stage's own input buffer is needed only when the input is the caller's (unpadded) array
+            sizes = [n if first or k else 0 for k in range(len(stage.shapes))]
+            stage.split = [
+                np.zeros((size, h + 2, w + 2, c), np.float32)
+                for size, (h, w, c) in zip(sizes, stage.shapes, strict=True)
+            ]
         if first:
             stage.split[0][:n, 1:-1, 1:-1] = src
             src = stage.split[0][:n]
