@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import time
 
 from common import CONV_FLOPS, CONV_LAYERS, he_weights, log_mel_batch, matmul_gflops, timed
 
 from audioembed.nn.fused import DEFAULT_SCRATCH_BYTES, ConvStackPlan
+
+OPENBLAS_SPIN_SECONDS = 0.3
 
 
 def build_plan(*, workers: int | None, scratch_mib: float, tile: int) -> ConvStackPlan:
@@ -51,6 +54,9 @@ def main() -> None:
     conv_rates, probes, ratios = [], [], []
     for _ in range(args.runs):
         probe = matmul_gflops()
+        # OpenBLAS's own threads spin for ~0.1 s after a multi-threaded call and would steal the core our
+        # second worker needs: let them go to sleep first.
+        time.sleep(OPENBLAS_SPIN_SECONDS)
         rate = flops / timed(lambda: plan(x)) / 1e9
         conv_rates.append(rate)
         probes.append(probe)

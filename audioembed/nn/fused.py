@@ -54,7 +54,8 @@ class ConvStackPlan:
     ----------
     layers : sequence of (weight, bias, pool_after)
         ``weight`` np.ndarray [shape=(3, 3, Cin, Cout)] HWIO, ``bias`` [shape=(Cout,)], ``pool_after`` bool.
-        Copied and transformed at construction: later changes to the arrays are not seen (rebuild the plan).
+        Transformed at construction; tiny batches (a few tiles) read ``weight`` itself (a view when it is
+        contiguous float32). Do not write into these arrays while the plan is used: rebuild it instead.
     input_shape : (H, W, Cin)
         Shape of one input image. Every Winograd layer's input height and width must be multiples of ``tile``.
     tile : int
@@ -204,26 +205,31 @@ class ConvStackPlan:
     def _winograd_split(self, layer: WinogradLayer, src: np.ndarray, dst: np.ndarray, n: int) -> None:
         """Input transform split by images, then output channels in blocks handed out dynamically."""
         workers, a2, tiles = self.pool.num_workers, layer.transforms.a**2, layer.th * layer.tw
-        need = a2 * n * tiles * layer.cin
+        need = layer.input_size(n)
         if self._shared.size < need:
             self._shared = np.empty(need, np.float32)
-        v = self._shared[:need].reshape(a2, n * tiles * layer.cin)  # [a², T·Cin] for the whole batch
-        per = -(-n // workers)
-        spans = [(lo, min(lo + per, n)) for lo in range(0, n, per)]
+        v = self._shared[:need]
+        if layer.direct(n):  # a few patches: one worker gathers them
+            layer.transform_input(src, v, v)
+        else:
+            v2 = v.reshape(a2, n * tiles * layer.cin)  # [a², T·Cin] for the whole batch
+            per = -(-n // workers)
+            spans = [(lo, min(lo + per, n)) for lo in range(0, n, per)]
 
-        def transform(worker: int, span: tuple[int, int]) -> None:
-            lo, hi = span
-            ra, _, _ = self._scratch[worker].regions(*layer.scratch_sizes(hi - lo))
-            layer.transform_input(src[lo:hi], v[:, lo * tiles * layer.cin : hi * tiles * layer.cin], ra)
+            def transform(worker: int, span: tuple[int, int]) -> None:
+                lo, hi = span
+                ra, _, _ = self._scratch[worker].regions(*layer.scratch_sizes(hi - lo))
+                part = v2[:, lo * tiles * layer.cin : hi * tiles * layer.cin]
+                layer.transform_input(src[lo:hi], part, ra, direct=False)
 
-        self.pool.run(transform, spans)
+            self.pool.run(transform, spans)
         # Blocks of 64 channels (whole AVX-512 vectors, GEMMs still wide): a busier core just takes fewer.
         step = min(CHANNEL_BLOCK, -(-layer.cout // workers))
         blocks = [(lo, min(lo + step, layer.cout)) for lo in range(0, layer.cout, step)]
 
         def finish(worker: int, span: tuple[int, int]) -> None:
             ra, rb, _ = self._scratch[worker].regions(*layer.scratch_sizes(n, span[1] - span[0]))
-            layer.finish(v.reshape(a2, n * tiles, layer.cin), dst, ra, rb, channels=span)
+            layer.finish(v, dst, ra, rb, channels=span)
 
         self.pool.run(finish, blocks)
 

@@ -11,6 +11,9 @@ import numpy as np
 from audioembed.errors import ShapeError
 from audioembed.nn.winograd import TileTransforms, tile_view, transform_weights
 
+# Batches of at most this many Winograd tiles take the direct path (VGGish: conv4 layers at batch 1).
+DIRECT_MAX_TILES = 8
+
 
 def split_hw(dst: np.ndarray, p: int, q: int) -> np.ndarray:
     """View ``dst [n, H, W, C]`` as ``[n, H/p, p, W/q, q, C]`` without ever copying (unlike ``reshape``)."""
@@ -112,6 +115,10 @@ class WinogradLayer(Layer):
         self.transforms = TileTransforms(m, pool=pool)
         self.u = transform_weights(weight, m=m)  # [a², Cin, Cout]
         self.bias = bias
+        # For tiny batches, a direct (im2col) GEMM: a view of the caller's kernel when it is contiguous
+        # float32, so it costs no memory (a Winograd GEMM with a handful of rows is bound by streaming the 4×
+        # larger transformed kernel: conv4_2, one image, one thread: 15 ms vs 8 ms direct).
+        self.matrix = np.ascontiguousarray(weight, dtype=np.float32).reshape(9 * self.cin, self.cout)
 
     def scratch_sizes(self, n: int, cout: int | None = None) -> tuple[int, int, int]:
         t, a2, m2, cout = n * self.th * self.tw, self.transforms.a**2, self.m**2, cout or self.cout
@@ -119,24 +126,51 @@ class WinogradLayer(Layer):
         # A: gathered tiles → GEMM products → pooled planes; B: input transform → output transform
         return a2 * t * max(self.cin, cout), max(a2 * self.cin, m2 * cout) * t, 0
 
-    def run(self, src: np.ndarray, dst: np.ndarray, scratch: Scratch) -> None:
-        n, a2, cin = src.shape[0], self.transforms.a**2, self.cin
-        t = n * self.th * self.tw
-        ra, rb, _ = scratch.regions(*self.scratch_sizes(n))
-        v = rb[: a2 * t * cin].reshape(a2, t * cin)
-        self.transform_input(src, v, ra)
-        self.finish(v.reshape(a2, t, cin), dst, ra, rb)
+    def direct(self, n: int) -> bool:
+        """Whether ``n`` images are few enough tiles for the direct path (see ``DIRECT_MAX_TILES``)."""
+        return n * self.th * self.tw <= DIRECT_MAX_TILES
 
-    def transform_input(self, src: np.ndarray, v: np.ndarray, work: np.ndarray) -> None:
+    def input_size(self, n: int) -> int:
+        """Elements of the transformed input (or, on the direct path, of the patch matrix) of n images."""
+        pixels = n * self.h * self.w
+        return (
+            pixels * 9 * self.cin
+            if self.direct(n)
+            else self.transforms.a**2 * (pixels // self.m**2) * self.cin
+        )
+
+    def run(self, src: np.ndarray, dst: np.ndarray, scratch: Scratch) -> None:
+        n, size = src.shape[0], self.input_size(n=src.shape[0])
+        a_size, b_size, _ = self.scratch_sizes(n)
+        if self.direct(n):  # B holds the patches, then the GEMM's output behind them
+            b_size = size + n * self.h * self.w * self.cout
+        ra, rb, _ = scratch.regions(a_size, b_size, 0)
+        v = rb[:size]
+        self.transform_input(src, v, ra)
+        self.finish(v, dst, ra, rb[size:] if self.direct(n) else rb)
+
+    def transform_input(
+        self, src: np.ndarray, v: np.ndarray, work: np.ndarray, *, direct: bool | None = None
+    ) -> None:
         """Gather the tiles of ``src [n, H+2, W+2, Cin]`` into ``work`` and transform them into ``v``.
 
-        ``v`` : [shape=(a², n·th·tw·Cin)], may be a row-strided view of a bigger batch's transform.
+        ``v`` : [shape=(a², n·th·tw·Cin)], may be a row-strided view of a bigger batch's transform. On the
+        direct path, ``v`` (flat, :meth:`input_size` elements) receives the 3×3 patches instead. ``direct``
+        defaults to :meth:`direct` of these images; a slice of a bigger batch passes the batch's choice.
         """
         n, m, a = src.shape[0], self.m, self.transforms.a
+        if self.direct(n) if direct is None else direct:
+            sn, sh, sw, sc = src.strides
+            patches = np.lib.stride_tricks.as_strided(
+                src, (n, self.h, self.w, 3, 3, self.cin), (sn, sh, sw, sh, sw, sc), writeable=False
+            )
+            np.copyto(v.reshape(patches.shape), patches)  # [n, H, W, 3, 3, Cin]
+            return
         t = n * self.th * self.tw
         tiles = work[: a * a * t * self.cin].reshape(a, a, n, self.th, self.tw, self.cin)
         np.copyto(tiles, tile_view(src, m))
-        np.matmul(self.transforms.input_matrix, tiles.reshape(a * a, t * self.cin), out=v)  # [a², T·Cin]
+        out = v.reshape(a * a, t * self.cin) if v.ndim == 1 else v
+        np.matmul(self.transforms.input_matrix, tiles.reshape(a * a, t * self.cin), out=out)  # [a², T·Cin]
 
     def finish(
         self,
@@ -150,14 +184,27 @@ class WinogradLayer(Layer):
         [pool,] bias, ReLU; ``channels=(lo, hi)`` computes only those output channels. ``ra``/``rb`` are
         scratch regions of at least :meth:`scratch_sizes` ``(n, hi - lo)`` elements.
         """
-        m, th, tw = self.m, self.th, self.tw
-        a2, t = v.shape[:2]
-        n = t // (th * tw)
-        u, bias = self.u, self.bias
+        m, th, tw, a2 = self.m, self.th, self.tw, self.transforms.a**2
+        n = dst.shape[0]
+        t = n * th * tw
+        u, bias, matrix = self.u, self.bias, self.matrix
         if channels is not None:  # only these output channels: views of the weights, bias and output
             lo, hi = channels
-            u, bias, dst = u[:, :, lo:hi], bias[lo:hi], dst[..., lo:hi]
+            u, bias, matrix, dst = u[:, :, lo:hi], bias[lo:hi], matrix[:, lo:hi], dst[..., lo:hi]
         cout = u.shape[2]
+        if self.direct(n):
+            pixels = n * self.h * self.w
+            out = rb[: pixels * cout].reshape(n, self.h, self.w, cout)
+            np.matmul(v.reshape(pixels, 9 * self.cin), matrix, out=out.reshape(pixels, cout))
+            if self.pool:
+                out = np.maximum(
+                    np.maximum(out[:, 0::2, 0::2], out[:, 0::2, 1::2]),
+                    np.maximum(out[:, 1::2, 0::2], out[:, 1::2, 1::2]),
+                )
+            out += bias
+            np.maximum(out, 0.0, out=dst)
+            return
+        v = v.reshape(a2, t, self.cin)
         prod = ra[: a2 * t * cout].reshape(a2, t, cout)
         np.matmul(v, u, out=prod)  # a² GEMMs [T, Cin] @ [Cin, Cout]
         y = rb[: m * m * t * cout].reshape(m * m, t * cout)

@@ -10,6 +10,7 @@ from fast_reference import conv_stack, random_conv_layers, relative_error
 from naive import naive_conv2d, naive_max_pool2d, naive_relu
 
 from audioembed.errors import InvalidOptionError, ShapeError
+from audioembed.nn import fused_layers
 from audioembed.nn.fused import ConvStackPlan
 from audioembed.nn.fused_dense import GEMV_MAX_ROWS, DensePlan
 
@@ -73,17 +74,32 @@ def test_small_stack_any_workers_tiles_and_chunking(num_workers: int, tile: int)
 def test_batches_smaller_than_the_workers_split_by_channels(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(7)
     layers = random_conv_layers(rng, [1, 8, 40, 24], [True, False, True])  # 40 channels: 3 uneven blocks
-    plan = ConvStackPlan(layers, input_shape=(16, 8, 1), num_workers=3)
+    plan = ConvStackPlan(layers, input_shape=(48, 16, 1), num_workers=3)  # 12 tiles per image: Winograd
     spans: list[tuple[int, int]] = []
     real_run = plan.pool.run
     monkeypatch.setattr(plan.pool, "run", lambda fn, items: (spans.extend(items), real_run(fn, items)))
     for n in (2, 1, 4, 2):  # split, split (reused buffers), chunked, split again
         spans.clear()
-        x = rng.standard_normal((n, 16, 8, 1)).astype(np.float32)
+        x = rng.standard_normal((n, 48, 16, 1)).astype(np.float32)
         assert relative_error(plan(x), conv_stack(x, layers)) <= TOLERANCE
         if n < 3:  # images for the input transform, then blocks of output channels, per layer
             images = [(lo, min(lo + 1, n)) for lo in range(n)]
             assert spans == [*images, (0, 14), (14, 28), (28, 40), *images, (0, 8), (8, 16), (16, 24)]
+    plan.close()
+
+
+@pytest.mark.parametrize("num_workers", [1, 2])
+def test_tiny_batches_take_the_direct_path(monkeypatch: pytest.MonkeyPatch, num_workers: int) -> None:
+    rng = np.random.default_rng(9)
+    layers = random_conv_layers(rng, [1, 8, 24, 16], [True, False, True])
+    plan = ConvStackPlan(layers, input_shape=(16, 8, 1), num_workers=num_workers)
+    assert all(layer.direct(2) for layer in plan.layers[1:])  # 2×1 tiles per image, ≤ DIRECT_MAX_TILES
+    x = rng.standard_normal((2, 16, 8, 1)).astype(np.float32)
+    y = plan(x)
+    assert relative_error(y, conv_stack(x, layers)) <= TOLERANCE
+    monkeypatch.setattr(fused_layers, "DIRECT_MAX_TILES", 0)  # the same batch through Winograd
+    assert not plan.layers[1].direct(2)
+    assert relative_error(plan(x), y.astype(np.float64)) <= TOLERANCE
     plan.close()
 
 
@@ -131,11 +147,11 @@ def test_pool_after_patch_layer_without_pool() -> None:
     plan.close()
 
 
-def test_plan_copies_weights_at_build_time() -> None:
+def test_plan_transforms_weights_at_build_time() -> None:
     rng = np.random.default_rng(6)
     layers = random_conv_layers(rng, [1, 8, 8], [True, False])
-    plan = ConvStackPlan(layers, input_shape=(8, 8, 1), num_workers=1)
-    x = rng.standard_normal((1, 8, 8)).astype(np.float32)
+    plan = ConvStackPlan(layers, input_shape=(32, 32, 1), num_workers=1)
+    x = rng.standard_normal((1, 32, 32)).astype(np.float32)  # 16 tiles: Winograd, on the transformed kernel
     before = plan(x)
     layers[1][0][...] = 0.0  # mutating the caller's array must not change the plan
     np.testing.assert_array_equal(plan(x), before)
