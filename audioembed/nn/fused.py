@@ -213,14 +213,17 @@ class ConvStackPlan:
             layer.transform_input(src, v, v)
         else:
             v2 = v.reshape(a2, n * tiles * layer.cin)  # [a², T·Cin] for the whole batch
-            per = -(-n // workers)
-            spans = [(lo, min(lo + per, n)) for lo in range(0, n, per)]
+            # Images per worker; a single image is split into bands of tile rows (its tiles are row-major).
+            count, unit, row = (layer.th, layer.tw, layer.m) if n == 1 else (n, tiles, None)
+            per = -(-count // workers)
+            spans = [(lo, min(lo + per, count)) for lo in range(0, count, per)]
 
             def transform(worker: int, span: tuple[int, int]) -> None:
                 lo, hi = span
-                ra, _, _ = self._scratch[worker].regions(*layer.scratch_sizes(hi - lo))
-                part = v2[:, lo * tiles * layer.cin : hi * tiles * layer.cin]
-                layer.transform_input(src[lo:hi], part, ra, direct=False)
+                part_src = src[lo:hi] if row is None else src[:, row * lo : row * hi + 2]
+                ra, _, _ = self._scratch[worker].regions(*layer.scratch_sizes(n if row else hi - lo))
+                part = v2[:, lo * unit * layer.cin : hi * unit * layer.cin]
+                layer.transform_input(part_src, part, ra, direct=False)
 
             self.pool.run(transform, spans)
         # Blocks of 64 channels (whole AVX-512 vectors, GEMMs still wide): a busier core just takes fewer.

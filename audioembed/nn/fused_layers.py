@@ -154,7 +154,8 @@ class WinogradLayer(Layer):
     ) -> None:
         """Gather the tiles of ``src [n, H+2, W+2, Cin]`` into ``work`` and transform them into ``v``.
 
-        ``v`` : [shape=(a², n·th·tw·Cin)], may be a row-strided view of a bigger batch's transform. On the
+        ``v`` : [shape=(a², n·th·tw·Cin)], may be a row-strided view of a bigger batch's transform; ``src``
+        may also be a band of tile rows of one image (``m·k + 2`` padded rows, ``v`` its k·tw tiles). On the
         direct path, ``v`` (flat, :meth:`input_size` elements) receives the 3×3 patches instead. ``direct``
         defaults to :meth:`direct` of these images; a slice of a bigger batch passes the batch's choice.
         """
@@ -166,8 +167,9 @@ class WinogradLayer(Layer):
             )
             np.copyto(v.reshape(patches.shape), patches)  # [n, H, W, 3, 3, Cin]
             return
-        t = n * self.th * self.tw
-        tiles = work[: a * a * t * self.cin].reshape(a, a, n, self.th, self.tw, self.cin)
+        th = (src.shape[1] - 2) // m  # tile rows: all of them, or a band of rows of one image
+        t = n * th * self.tw
+        tiles = work[: a * a * t * self.cin].reshape(a, a, n, th, self.tw, self.cin)
         np.copyto(tiles, tile_view(src, m))
         out = v.reshape(a * a, t * self.cin) if v.ndim == 1 else v
         np.matmul(self.transforms.input_matrix, tiles.reshape(a * a, t * self.cin), out=out)  # [a², T·Cin]
