@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from audioembed import audio
-from audioembed.errors import WeightsFormatError, WeightsNotFoundError
+from audioembed.errors import WeightsNotFoundError
 from audioembed.result import ModelInfo
 from audioembed.vggish import Postprocessor, VGGish, weights
 
@@ -70,14 +70,7 @@ def load_model_bundle(
     """
     resolved = weights.resolve_weights(weights_path, allow_download=allow_download)
     weights_file = weights.read_weights(resolved)
-    if not weights_file.has_model:
-        raise WeightsFormatError(
-            f"{resolved} ({weights_file.format}) holds PCA parameters but no model weights: pass it as "
-            "the PCA file (--pca / pca=) and give the model weights separately"
-        )
-    model = VGGish()
-    model.load_state_dict(weights_file.tensors)
-    model.eval()
+    model = weights.build_vggish(weights_file)  # native files: parameters are views of the mmap
 
     postprocessor: Postprocessor | None = None
     pca_sha256: str | None = None
@@ -94,7 +87,7 @@ def load_model_bundle(
         if resolved_pca is not None:
             postprocessor = weights.load_postprocessor(resolved_pca)
             pca_sha256 = weights.file_sha256(resolved_pca)
-    weights_file.release_tensors()  # the model holds its own copies (or views of the mmap)
+    weights_file.release_tensors()  # the model holds what it needs (copies, or views of the mmap)
     return ModelBundle(
         model=model, postprocessor=postprocessor, weights_file=weights_file, pca_sha256=pca_sha256
     )

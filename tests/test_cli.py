@@ -66,3 +66,14 @@ def test_plugin_that_is_not_a_command_is_a_type_error(monkeypatch):
     monkeypatch.setattr(cli.metadata, "entry_points", lambda group: [FakeEntryPoint()])
     with pytest.raises(TypeError, match="'bogus'"):
         list(cli.plugin_commands())
+
+
+def test_importing_the_package_is_light_until_a_name_is_used():
+    code = (
+        "import sys, audioembed, audioembed.errors; "
+        "light = 'numpy' not in sys.modules; "
+        "audioembed.Embedder; "
+        "print(light, 'numpy' in sys.modules)"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert completed.stdout.split() == ["True", "True"]

@@ -21,18 +21,16 @@ from typing import BinaryIO
 import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from audioembed.crc32c import crc32c
+from audioembed.crc32c import crc32c, mask
 from audioembed.errors import InvalidInputError
 
-_MASK_DELTA = 0xA282EAD8
 _LENGTH = struct.Struct("<Q")
 _CRC = struct.Struct("<I")
 
 
 def masked_crc32c(data: bytes) -> int:
-    """TFRecord's masked CRC32C: rotate right by 15 bits and add a constant (so CRCs of CRCs differ)."""
-    crc = crc32c(data)
-    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + _MASK_DELTA) & 0xFFFFFFFF
+    """TFRecord's masked CRC32C: the same masking LevelDB tables use (so CRCs of CRCs differ)."""
+    return mask(crc32c(data))
 
 
 def write_record(stream: BinaryIO, data: bytes) -> None:

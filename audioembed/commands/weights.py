@@ -84,6 +84,11 @@ def _download(args: argparse.Namespace) -> int:
         print(f"weights already installed: {installed} (use --force to download again)")
         return 0
     checkpoint_url, pca_url = download.official_urls(args.base_url)
+    if args.force:  # earlier downloads may be what failed verification: fetch them afresh
+        for url in (checkpoint_url, pca_url):
+            earlier = home / "downloads" / download.file_name(url)
+            for path in (earlier, earlier.with_name(earlier.name + ".part")):
+                path.unlink(missing_ok=True)
     print(f"downloading {checkpoint_url}\n        and {pca_url}\n   into {home / 'downloads'}")
     path = download.download_official(
         home, checkpoint_url=checkpoint_url, pca_url=pca_url, keep_download=args.keep_download

@@ -41,7 +41,8 @@ class Conv2d(Module):
     """2-D convolution of NHWC images: ``[N, H, W, in_channels] -> [N, H', W', out_channels]``.
 
     ``weight`` is HWIO ``[kh, kw, in_channels, out_channels]``; ``padding`` is 'same' (TF's SAME), 'valid'
-    or an int. He-normal init (the layer is usually followed by a ReLU), zero bias.
+    or an int. He-normal init (the layer is usually followed by a ReLU), zero bias; ``initialize=False``
+    leaves zeros, for a layer whose weights are about to be loaded.
     """
 
     def __init__(
@@ -54,15 +55,19 @@ class Conv2d(Module):
         bias: bool = True,
         *,
         rng: np.random.Generator | None = None,
+        initialize: bool = True,
     ) -> None:
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = functional._pair(kernel_size, "kernel_size")
         self.stride = functional._pair(stride, "stride")
         self.padding = functional._check_padding(padding, ("same", "valid", int))
-        self.weight = Parameter(np.empty((*self.kernel_size, in_channels, out_channels), np.float32))
-        self.bias = Parameter(np.empty(out_channels, np.float32)) if bias else None
-        self.reset_parameters(rng)
+        # Zeros, not empty: calloc'd pages cost nothing until touched, so a layer about to receive loaded
+        # weights (initialize=False) never pays for its own copy.
+        self.weight = Parameter(np.zeros((*self.kernel_size, in_channels, out_channels), np.float32))
+        self.bias = Parameter(np.zeros(out_channels, np.float32)) if bias else None
+        if initialize:
+            self.reset_parameters(rng)
 
     def reset_parameters(self, rng: np.random.Generator | None = None) -> None:
         """He-normal weights (std ``sqrt(2 / fan_in)``), zero bias."""
@@ -124,7 +129,7 @@ class ReLU(Module):
 class Linear(Module):
     """Dense layer ``[..., in_features] -> [..., out_features]``, ``y = x @ W + b`` with ``W`` ``[in, out]``.
 
-    Glorot-uniform init (limit ``sqrt(6 / (in + out))``), zero bias.
+    Glorot-uniform init (limit ``sqrt(6 / (in + out))``), zero bias; ``initialize=False`` leaves zeros.
     """
 
     def __init__(
@@ -134,12 +139,14 @@ class Linear(Module):
         bias: bool = True,
         *,
         rng: np.random.Generator | None = None,
+        initialize: bool = True,
     ) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self.weight = Parameter(np.empty((in_features, out_features), np.float32))
-        self.bias = Parameter(np.empty(out_features, np.float32)) if bias else None
-        self.reset_parameters(rng)
+        self.weight = Parameter(np.zeros((in_features, out_features), np.float32))  # see Conv2d
+        self.bias = Parameter(np.zeros(out_features, np.float32)) if bias else None
+        if initialize:
+            self.reset_parameters(rng)
 
     def reset_parameters(self, rng: np.random.Generator | None = None) -> None:
         """Glorot-uniform weights, zero bias."""

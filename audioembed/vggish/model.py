@@ -33,22 +33,23 @@ class VGGish(Module):
     state, so one model may serve several threads at once.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, initialize: bool = True) -> None:
         super().__init__()
-        self.conv1 = Conv2d(1, 64, 3)
+        init = {"initialize": initialize}  # False: zeros, for a model whose weights are loaded next
+        self.conv1 = Conv2d(1, 64, 3, **init)
         self.pool1 = MaxPool2d(2, 2, padding="same")
-        self.conv2 = Conv2d(64, 128, 3)
+        self.conv2 = Conv2d(64, 128, 3, **init)
         self.pool2 = MaxPool2d(2, 2, padding="same")
-        self.conv3_1 = Conv2d(128, 256, 3)
-        self.conv3_2 = Conv2d(256, 256, 3)
+        self.conv3_1 = Conv2d(128, 256, 3, **init)
+        self.conv3_2 = Conv2d(256, 256, 3, **init)
         self.pool3 = MaxPool2d(2, 2, padding="same")
-        self.conv4_1 = Conv2d(256, 512, 3)
-        self.conv4_2 = Conv2d(512, 512, 3)
+        self.conv4_1 = Conv2d(256, 512, 3, **init)
+        self.conv4_2 = Conv2d(512, 512, 3, **init)
         self.pool4 = MaxPool2d(2, 2, padding="same")
         self.flatten = Flatten()
-        self.fc1_1 = Linear(int(np.prod(FEATURES_SHAPE)), 4096)
-        self.fc1_2 = Linear(4096, 4096)
-        self.fc2 = Linear(4096, params.EMBEDDING_SIZE)
+        self.fc1_1 = Linear(int(np.prod(FEATURES_SHAPE)), 4096, **init)
+        self.fc1_2 = Linear(4096, 4096, **init)
+        self.fc2 = Linear(4096, params.EMBEDDING_SIZE, **init)
         self.register_load_state_dict_pre_hook(_rename_tf_names)
         # Fused Winograd/dense plans, used in eval mode when no replaced layer has hooks (see vggish.fast).
         self._fast = FastForward()

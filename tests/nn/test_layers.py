@@ -109,3 +109,13 @@ def test_reset_parameters_is_seeded_and_scaled() -> None:
 )  # fmt: skip
 def test_extra_repr_lists_non_defaults(layer: object, text: str) -> None:
     assert repr(layer) == text
+
+
+@pytest.mark.parametrize(
+    "make", [lambda **kw: Conv2d(3, 4, 3, **kw), lambda **kw: Linear(5, 6, **kw)], ids=["conv", "linear"]
+)
+def test_initialize_false_leaves_zeros_and_true_draws_weights(make):
+    blank = make(initialize=False)
+    assert not np.asarray(blank.weight).any() and not np.asarray(blank.bias).any()
+    drawn = make()
+    assert np.asarray(drawn.weight).std() > 0

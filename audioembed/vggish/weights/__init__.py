@@ -7,7 +7,7 @@ the canonical form the model loads. Formats are detected from a file's bytes, ne
 from audioembed.vggish.weights.detect import FORMATS, detect_format
 from audioembed.vggish.weights.download import download_file, download_official
 from audioembed.vggish.weights.files import WeightsFile, file_sha256, read_weights
-from audioembed.vggish.weights.loaders import load_postprocessor, load_vggish
+from audioembed.vggish.weights.loaders import build_vggish, load_postprocessor, load_vggish
 from audioembed.vggish.weights.native import read_native, write_native
 from audioembed.vggish.weights.pca import read_pca_npz
 from audioembed.vggish.weights.resolve import cached_weights_path, home_dir, resolve_pca, resolve_weights
@@ -21,6 +21,7 @@ __all__ = [
     "REFERENCE_STATISTICS",
     "SmokeStatistics",
     "WeightsFile",
+    "build_vggish",
     "cached_weights_path",
     "detect_format",
     "download_file",

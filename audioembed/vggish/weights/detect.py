@@ -9,7 +9,7 @@ from os import PathLike
 from pathlib import Path
 
 from audioembed.errors import WeightsFormatError, WeightsNotFoundError
-from audioembed.vggish.weights import tf_checkpoint, torch_pickle
+from audioembed.vggish.weights import leveldb_table, tf_checkpoint, torch_pickle
 
 NATIVE = "native"  # safetensors written by audioembed (or anything safetensors-shaped)
 TF_V1 = "tf-checkpoint"  # TensorFlow V1 checkpoint (vggish_model.ckpt)
@@ -58,7 +58,7 @@ def detect_format(path: str | PathLike[str]) -> str:
     with open(path, "rb") as file:
         head = file.read(64)
         tail = b""
-        if size >= tf_checkpoint.FOOTER_SIZE:
+        if size >= leveldb_table.FOOTER_SIZE:
             file.seek(size - 8)
             tail = file.read(8)
     if _looks_like_safetensors(path, head, size):
@@ -67,7 +67,7 @@ def detect_format(path: str | PathLike[str]) -> str:
         return TORCH_LEGACY
     if head.startswith(torch_pickle.ZIP_PREFIX):
         return _zip_kind(path)
-    if tail == tf_checkpoint.TABLE_MAGIC:
+    if tail == leveldb_table.TABLE_MAGIC:
         if tf_checkpoint.is_v2_index(path):
             raise WeightsFormatError(f"{path} is the .index file of a TensorFlow V2 checkpoint. {_V2_HINT}")
         return TF_V1

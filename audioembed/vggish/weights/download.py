@@ -24,10 +24,11 @@ from tqdm import tqdm
 from audioembed._version import __version__
 from audioembed.errors import WeightsDownloadError, WeightsVerificationError
 from audioembed.vggish import params
+from audioembed.vggish.weights import verify
 from audioembed.vggish.weights.files import read_weights
 from audioembed.vggish.weights.native import write_native
 from audioembed.vggish.weights.resolve import CACHE_FILE_NAME, home_dir
-from audioembed.vggish.weights.verify import REFERENCE_STATISTICS, SmokeStatistics, verify_weights
+from audioembed.vggish.weights.verify import SmokeStatistics, verify_weights
 
 logger = logging.getLogger(__name__)
 
@@ -120,14 +121,16 @@ def download_file(
                 desc=destination.name, disable=not show, leave=False,
             ) as bar,
         ):  # fmt: skip
+            received = offset  # bytes in the partial file (the bar counts nothing when disabled)
             try:
                 while chunk := response.read(CHUNK_BYTES):
                     file.write(chunk)
+                    received += len(chunk)
                     bar.update(len(chunk))
             except (OSError, HTTPException) as error:
                 raise WeightsDownloadError(
-                    f"download of {url} was interrupted after {offset + bar.n - bar.initial} bytes "
-                    f"({error}); run the command again to resume"
+                    f"download of {url} was interrupted after {received} bytes ({error}); run the "
+                    "command again to resume"
                 ) from error
             file.flush()
             os.fsync(file.fileno())
@@ -153,7 +156,7 @@ def official_urls(base_url: str | None = None) -> tuple[str, str]:
     if base_url is None:
         return params.CHECKPOINT_URL, params.PCA_PARAMS_URL
     base = base_url.rstrip("/")
-    return tuple(f"{base}/{_file_name(url)}" for url in (params.CHECKPOINT_URL, params.PCA_PARAMS_URL))
+    return tuple(f"{base}/{file_name(url)}" for url in (params.CHECKPOINT_URL, params.PCA_PARAMS_URL))
 
 
 def download_official(
@@ -161,7 +164,7 @@ def download_official(
     *,
     checkpoint_url: str = params.CHECKPOINT_URL,
     pca_url: str = params.PCA_PARAMS_URL,
-    expected: SmokeStatistics = REFERENCE_STATISTICS,
+    expected: SmokeStatistics | None = None,
     keep_download: bool = False,
     progress: bool | None = None,
 ) -> Path:
@@ -173,8 +176,8 @@ def download_official(
         Cache directory; default :func:`~audioembed.vggish.weights.resolve.home_dir`.
     checkpoint_url, pca_url : str
         Where to fetch from (any supported format works, the URLs are injectable for tests/mirrors).
-    expected : SmokeStatistics
-        Statistics the converted files must reproduce (the reference's by default).
+    expected : SmokeStatistics, optional
+        Statistics the converted files must reproduce; default :data:`verify.REFERENCE_STATISTICS`.
     keep_download : bool
         Keep the downloaded checkpoint after a successful install (it is ~277 MB).
     progress : bool, optional
@@ -197,8 +200,8 @@ def download_official(
     """
     home = Path(home).expanduser() if home is not None else home_dir()
     downloads = home / "downloads"
-    checkpoint = download_file(checkpoint_url, downloads / _file_name(checkpoint_url), progress=progress)
-    pca = download_file(pca_url, downloads / _file_name(pca_url), progress=progress)
+    checkpoint = download_file(checkpoint_url, downloads / file_name(checkpoint_url), progress=progress)
+    pca = download_file(pca_url, downloads / file_name(pca_url), progress=progress)
 
     weights = read_weights(checkpoint)
     pca_file = read_weights(pca)
@@ -220,11 +223,14 @@ def download_official(
     write_native(staging, weights.tensors, pca=pca_file.pca, metadata=metadata)
     weights.release_tensors()
     try:
-        measured = verify_weights(staging, expected=expected)
+        measured = verify_weights(staging, expected=expected or verify.REFERENCE_STATISTICS)
         os.replace(staging, final)
     except WeightsVerificationError as error:
-        kept = f"kept {final} as it was" if final.exists() else f"nothing installed at {final}"
-        raise WeightsVerificationError(f"{error} Downloads kept in {downloads}; {kept}.") from error
+        kept = f"{final} is unchanged" if final.exists() else f"nothing was installed at {final}"
+        raise WeightsVerificationError(
+            f"{error} {kept}; the downloads stay in {downloads} (`audioembed weights download --force` "
+            "fetches them again)."
+        ) from error
     finally:
         staging.unlink(missing_ok=True)  # gone already after a successful install
     logger.info("installed %s (%s)", final, measured)
@@ -233,7 +239,8 @@ def download_official(
     return final
 
 
-def _file_name(url: str) -> str:
+def file_name(url: str) -> str:
+    """The file name a URL downloads to (its last path component)."""
     name = Path(urlsplit(url).path).name
     if not name:
         raise WeightsDownloadError(f"cannot tell a file name from the URL {url!r}")

@@ -9,7 +9,7 @@ from audioembed.vggish import params
 from audioembed.vggish.model import VGGish
 from audioembed.vggish.postprocess import Postprocessor
 from audioembed.vggish.weights import detect
-from audioembed.vggish.weights.files import read_weights
+from audioembed.vggish.weights.files import WeightsFile, read_weights
 
 
 def load_vggish(path: str | PathLike[str], *, share_memory: bool = True) -> VGGish:
@@ -33,18 +33,27 @@ def load_vggish(path: str | PathLike[str], *, share_memory: bool = True) -> VGGi
     WeightsFormatError
         The file holds only PCA parameters, or no valid VGGish weights (see :func:`read_weights`).
     """
-    weights = read_weights(path)
+    return build_vggish(read_weights(path), share_memory=share_memory)
+
+
+def build_vggish(weights: WeightsFile, *, share_memory: bool = True) -> VGGish:
+    """A :class:`VGGish` in eval mode from an already read file (see :func:`load_vggish`).
+
+    For callers that also need the file's format, metadata or sha256 without reading it twice.
+    """
     if not weights.has_model:
         raise WeightsFormatError(
-            f"{path} holds only PCA parameters ({weights.format}), not model weights; "
+            f"{weights.path} holds only PCA parameters ({weights.format}), not model weights; "
             "pass it as the PCA file instead"
         )
-    model = VGGish()
-    model.load_state_dict(weights.tensors)  # validates names, shapes and dtypes; copies
+    model = VGGish(initialize=False)
     if share_memory and weights.format == detect.NATIVE:
-        # Swap the fresh copies for the mapped views (same values, same shapes, float32 C-order).
+        # Use the mapped views themselves, never a copy: read_native already checked every name, shape and
+        # dtype, and pages shared with other processes are what keep a fleet of servers small.
         for key, parameter in model.named_parameters():
             parameter.data = weights.tensors[params.VARIABLES_BY_KEY[key].tf_name]
+    else:
+        model.load_state_dict(weights.tensors)  # validates names, shapes and dtypes; copies
     model.eval()
     return model
 

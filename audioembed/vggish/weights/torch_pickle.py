@@ -9,156 +9,32 @@ Tensors come back as NumPy arrays, honouring storage offsets, strides and shared
 
 from __future__ import annotations
 
-import codecs
-import collections
 import contextlib
 import io
 import mmap
 import pickle
 import struct
 import zipfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from audioembed.errors import UnsafePickleError, WeightsFormatError
+from audioembed.errors import WeightsFormatError
+from audioembed.vggish.weights.torch_unpickler import (
+    PendingTensor,
+    RestrictedUnpickler,
+    StorageRef,
+    StorageType,
+)
 
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C  # first pickle of a legacy torch.save file
 LEGACY_PROTOCOL_VERSION = 1001  # second pickle
 # The first bytes of every legacy file: protocol-2 PROTO opcode, then LONG1 of the magic number.
 LEGACY_PREFIX = bytes.fromhex("80028a0a6cfc9c46f9206aa85019")
 ZIP_PREFIX = b"PK\x03\x04"
-
-
-@dataclass(frozen=True)
-class StorageType:
-    """A ``torch.<Name>Storage`` class as the unpickler sees it: which NumPy dtype its bytes hold."""
-
-    name: str
-    dtype: np.dtype  # raw element type on disk (bfloat16 is read as uint16, widened later)
-    bfloat16: bool = False
-
-
-_STORAGE_TYPES = {
-    name: StorageType(name, np.dtype(code), name == "BFloat16Storage")
-    for name, code in {
-        "FloatStorage": "<f4",
-        "DoubleStorage": "<f8",
-        "HalfStorage": "<f2",
-        "LongStorage": "<i8",
-        "IntStorage": "<i4",
-        "ShortStorage": "<i2",
-        "CharStorage": "i1",
-        "ByteStorage": "u1",
-        "BoolStorage": "?",
-        "BFloat16Storage": "<u2",
-    }.items()
-}
-
-
-@dataclass
-class _StorageRef:
-    key: str
-    kind: StorageType
-    numel: int
-    view: tuple[str, int, int] | None = None  # legacy storage views: (root key, offset, size)
-
-
-@dataclass
-class _PendingTensor:
-    """A tensor whose storage bytes are not located yet (legacy files put them after the pickle)."""
-
-    storage: _StorageRef
-    offset: int
-    size: tuple[int, ...]
-    stride: tuple[int, ...]
-
-
-def _rebuild_tensor_v2(
-    storage: Any, storage_offset: Any, size: Any, stride: Any, *_ignored: Any
-) -> _PendingTensor:
-    # requires_grad, backward_hooks and metadata mean nothing for inference weights.
-    if not isinstance(storage, _StorageRef):
-        raise WeightsFormatError(f"tensor rebuilt from {type(storage).__name__}, not a storage")
-    try:
-        return _PendingTensor(storage, int(storage_offset), tuple(map(int, size)), tuple(map(int, stride)))
-    except (TypeError, ValueError) as error:
-        raise WeightsFormatError(f"bad tensor geometry: size {size!r}, stride {stride!r}") from error
-
-
-def _rebuild_parameter(data: Any, requires_grad: Any = False, backward_hooks: Any = None) -> Any:
-    return data  # a Parameter is its tensor
-
-
-def _codecs_encode(text: Any, encoding: Any = "utf-8") -> bytes:
-    # Protocol-2 pickles spell bytes as _codecs.encode(str, "latin1"); allow exactly that use.
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise UnsafePickleError(f"_codecs.encode called with {type(text).__name__}, {encoding!r}")
-    return codecs.encode(text, "latin1")
-
-
-def _numpy_dtype(spec: Any, align: Any = False, copy: Any = False) -> np.dtype:
-    dtype = np.dtype(spec)
-    if dtype.hasobject:
-        raise UnsafePickleError(f"refusing NumPy object dtype {spec!r} (it would unpickle arbitrary objects)")
-    return dtype
-
-
-def _reconstruct(cls: Any, shape: Any, dtype_char: Any) -> np.ndarray:
-    # numpy's _reconstruct(ndarray, (0,), b"b") makes an empty array that BUILD then fills from bytes.
-    if cls is not np.ndarray:
-        raise UnsafePickleError(f"numpy _reconstruct of {cls!r} refused: only numpy.ndarray is allowed")
-    return np.ndarray.__new__(np.ndarray, shape, dtype_char)
-
-
-_ALLOWED: dict[tuple[str, str], Any] = {
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): _numpy_dtype,
-    ("_codecs", "encode"): _codecs_encode,
-    **{("torch", name): kind for name, kind in _STORAGE_TYPES.items()},
-}
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only allow-listed globals and hands persistent ids to a callback.
-
-    Parameters
-    ----------
-    file : binary file
-        Positioned at the pickle.
-    source : str
-        Named in error messages (the file path).
-    persistent : callable, optional
-        ``persistent(pid) -> object`` for persistent ids; without it any persistent id is an error.
-    """
-
-    def __init__(self, file: Any, *, source: str, persistent: Callable[[Any], Any] | None = None) -> None:
-        super().__init__(file)
-        self._source = source
-        self._persistent = persistent
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return _ALLOWED[(module, name)]
-        except KeyError:
-            raise UnsafePickleError(
-                f"{self._source}: refusing to unpickle global {module}.{name}: not a tensor, storage, "
-                "state dict or NumPy array, and loading it could run code"
-            ) from None
-
-    def persistent_load(self, pid: Any) -> Any:
-        if self._persistent is None:
-            raise WeightsFormatError(f"{self._source}: unexpected persistent id {pid!r}")
-        return self._persistent(pid)
 
 
 def read_torch_file(path: str | PathLike[str]) -> dict[str, np.ndarray]:
@@ -199,9 +75,9 @@ def read_torch_file(path: str | PathLike[str]) -> dict[str, np.ndarray]:
 
 def _read_legacy(path: Path) -> Any:
     source = str(path)
-    storages: dict[str, _StorageRef] = {}
+    storages: dict[str, StorageRef] = {}
 
-    def persistent(pid: Any) -> _StorageRef:
+    def persistent(pid: Any) -> StorageRef:
         if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage"):
             raise WeightsFormatError(f"{source}: unexpected persistent id {pid!r}")
         _, kind, key, _location, numel, view = pid
@@ -209,7 +85,7 @@ def _read_legacy(path: Path) -> Any:
         if view is not None:
             # Old torch saved views of one root storage: (root key, offset, size) in elements.
             view_key, offset, size = view
-            ref = _StorageRef(str(view_key), ref.kind, int(size), (str(key), int(offset), int(size)))
+            ref = StorageRef(str(view_key), ref.kind, int(size), (str(key), int(offset), int(size)))
         known = storages.setdefault(ref.key, ref)
         if known.kind != ref.kind:
             raise WeightsFormatError(
@@ -253,12 +129,15 @@ def _read_legacy(path: Path) -> Any:
                 raise WeightsFormatError(
                     f"{source}: storage {key!r} claims {count} elements; the file is truncated"
                 )
-            arrays[key] = np.frombuffer(mapping, dtype=ref.kind.dtype, count=count, offset=pos).copy()
+            # A view of the mapping: each tensor is copied out of it once, when resolved below.
+            arrays[key] = np.frombuffer(mapping, dtype=ref.kind.dtype, count=count, offset=pos)
             pos += nbytes
-    for ref in storages.values():
-        if ref.key not in arrays:
-            raise WeightsFormatError(f"{source}: storage {ref.key!r} is used but not stored")
-    return _resolve(obj, arrays, source)
+        for ref in storages.values():
+            if ref.key not in arrays:
+                raise WeightsFormatError(f"{source}: storage {ref.key!r} is used but not stored")
+        result = _resolve(obj, arrays, source)
+        arrays.clear()  # drop the views so the mapping can close
+    return result
 
 
 @contextlib.contextmanager
@@ -297,7 +176,7 @@ def _read_zip(path: Path) -> Any:
             raise WeightsFormatError(f"{source}: unknown byteorder {byteorder!r}")
         arrays: dict[str, np.ndarray] = {}
 
-        def persistent(pid: Any) -> _StorageRef:
+        def persistent(pid: Any) -> StorageRef:
             if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
                 raise WeightsFormatError(f"{source}: unexpected persistent id {pid!r}")
             _, kind, key, _location, numel = pid
@@ -312,10 +191,9 @@ def _read_zip(path: Path) -> Any:
                     )
                 if start is None:  # a compressed member: inflate it
                     raw = np.frombuffer(archive.read(member), dtype=dtype)
-                else:  # stored: view the mapped bytes, then one copy in native order
+                else:  # stored: a view of the mapped bytes; tensors are copied out of it when resolved
                     raw = np.frombuffer(mapping, dtype=dtype, count=ref.numel, offset=start)
-                arrays[ref.key] = raw.astype(ref.kind.dtype)
-                del raw  # release the view so the mapping can close
+                arrays[ref.key] = raw.astype(ref.kind.dtype, copy=False)  # copies only if big-endian
             return ref
 
         try:
@@ -326,7 +204,9 @@ def _read_zip(path: Path) -> Any:
             if isinstance(error, WeightsFormatError):
                 raise
             raise WeightsFormatError(f"{source}: truncated or corrupted torch file: {error}") from error
-    return _resolve(obj, arrays, source)
+        result = _resolve(obj, arrays, source)
+        arrays.clear()  # drop the views so the mapping can close
+    return result
 
 
 def _member_span(
@@ -354,15 +234,15 @@ def _member_span(
 # --- shared: storages, tensors, the result ---------------------------------------------------------
 
 
-def _storage_ref(kind: Any, key: Any, numel: Any, source: str) -> _StorageRef:
+def _storage_ref(kind: Any, key: Any, numel: Any, source: str) -> StorageRef:
     if not isinstance(kind, StorageType):
         raise WeightsFormatError(f"{source}: storage of unsupported type {kind!r}")
     if not isinstance(numel, int) or numel < 0:
         raise WeightsFormatError(f"{source}: storage {key!r} has bad size {numel!r}")
-    return _StorageRef(str(key), kind, numel)
+    return StorageRef(str(key), kind, numel)
 
 
-def _tensor(pending: _PendingTensor, arrays: dict[str, np.ndarray], source: str) -> np.ndarray:
+def _tensor(pending: PendingTensor, arrays: dict[str, np.ndarray], source: str) -> np.ndarray:
     ref = pending.storage
     storage = arrays[ref.key]
     if ref.view is not None:  # a legacy view: a window on the root storage
@@ -395,7 +275,7 @@ def _tensor(pending: _PendingTensor, arrays: dict[str, np.ndarray], source: str)
 
 
 def _resolve(obj: Any, arrays: dict[str, np.ndarray], source: str) -> Any:
-    if isinstance(obj, _PendingTensor):
+    if isinstance(obj, PendingTensor):
         return _tensor(obj, arrays, source)
     if isinstance(obj, dict):
         return type(obj)((key, _resolve(value, arrays, source)) for key, value in obj.items())

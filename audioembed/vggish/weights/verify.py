@@ -99,6 +99,14 @@ def verify_weights(
     from audioembed.vggish.weights.loaders import load_postprocessor, load_vggish
 
     measured = smoke_statistics(load_vggish(weights), load_postprocessor(pca if pca is not None else weights))
+    check_statistics(measured, expected, rtol=rtol, source=str(weights))
+    return measured
+
+
+def check_statistics(
+    measured: SmokeStatistics, expected: SmokeStatistics, *, rtol: float = RELATIVE_TOLERANCE, source: str
+) -> None:
+    """Raise :class:`WeightsVerificationError` naming every statistic off by more than ``rtol``."""
     failures = []
     for field in fields(SmokeStatistics):
         value, target = getattr(measured, field.name), getattr(expected, field.name)
@@ -110,7 +118,6 @@ def verify_weights(
             )
     if failures:
         raise WeightsVerificationError(
-            f"{weights} failed the smoke test: " + "; ".join(failures) + ". The weights or PCA "
+            f"{source} failed the smoke test: " + "; ".join(failures) + ". The weights or PCA "
             "parameters are not the ones expected (wrong file, corrupted download, or a layout bug)."
         )
-    return measured

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from http_server import Behaviour, serve
 from weights_writers import tensors_from_arrays, write_tf_v1, write_torch_legacy, write_torch_zip
 
 from audioembed.vggish.weights import synthesize_pca, synthesize_weights, write_native
@@ -78,3 +79,22 @@ class _LazyFiles:
 def full_files(tmp_path_factory, synthetic_tensors, synthetic_pca) -> _LazyFiles:
     """The same synthetic weights in every format (and the PCA files), written on first use."""
     return _LazyFiles(tmp_path_factory.mktemp("full_weights"), synthetic_tensors, synthetic_pca)
+
+
+@pytest.fixture(scope="session")
+def served_official(full_files):
+    """A server with the synthetic checkpoint and PCA file under the official names."""
+    behaviour = Behaviour(
+        files={"/vggish_model.ckpt": full_files["tf-checkpoint"], "/vggish_pca_params.npz": full_files["npz"]}
+    )
+    with serve(behaviour) as base:
+        yield base, behaviour
+
+
+@pytest.fixture(scope="session")
+def synthetic_statistics(full_files):
+    """Smoke-test statistics of the synthetic weights: what a verification of them must expect."""
+    from audioembed.vggish import load_postprocessor, load_vggish
+    from audioembed.vggish.weights.verify import smoke_statistics
+
+    return smoke_statistics(load_vggish(full_files["native"]), load_postprocessor(full_files["native"]))

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from weights_writers import field_bytes, field_varint, full_slice, slice_record, varint, write_tf_v1
 
+from audioembed import crc32c
 from audioembed.errors import WeightsFormatError
-from audioembed.vggish.weights import crc32c, detect_format, read_weights
+from audioembed.vggish.weights import detect_format, read_weights
 from audioembed.vggish.weights.tf_checkpoint import (
     TensorEntry,
     is_v2_index,

@@ -331,7 +331,7 @@ def test_legacy_storages_are_read_in_key_list_order(tmp_path):
 def test_restricted_unpickler_allows_an_ordered_dict_with_metadata():
     state = collections.OrderedDict(x=np.ones(2))
     state._metadata = collections.OrderedDict({"": {"version": 1}})
-    from audioembed.vggish.weights.torch_pickle import RestrictedUnpickler
+    from audioembed.vggish.weights.torch_unpickler import RestrictedUnpickler
 
     loaded = RestrictedUnpickler(io.BytesIO(pickle.dumps(state, protocol=2)), source="mem").load()
     assert list(loaded) == ["x"] and loaded._metadata == {"": {"version": 1}}

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from weights_writers import field_bytes, field_varint, varint
 
+from audioembed import crc32c
 from audioembed.errors import WeightsFormatError
-from audioembed.vggish.weights import crc32c
 from audioembed.vggish.weights.protobuf_wire import (
     decode_packed_varints,
     iter_fields,

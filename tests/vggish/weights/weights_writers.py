@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audioembed.vggish.weights import crc32c
+from audioembed import crc32c
 
 TABLE_MAGIC = bytes.fromhex("57fb808b247547db")
 TF_DTYPES = {"float32": (1, 5), "float64": (2, 6), "int32": (3, 7), "int64": (9, 10)}  # enum, field

@@ -1,0 +1,401 @@
+"""``EmbeddingClient``: the service from Python, returning the library's own ``EmbeddingResult``.
+
+Results compare directly with in-process ``Embedder`` ones. Calls that fail with UNAVAILABLE (model
+loading, server restarting) or RESOURCE_EXHAUSTED with a ``retry-after-ms`` hint (queue full) are
+retried with bounded exponential backoff, within the call's timeout.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from audioembed.errors import AudioEmbedError, InvalidOptionError
+from audioembed_server.convert import (
+    OUTPUT_ENUMS,
+    PCM_ENUMS,
+    SHORT_CLIP_ENUMS,
+    SHORT_CLIP_NAMES,
+    matrices_from_proto,
+)
+from audioembed_server.proto import embedding_service_pb2 as pb
+from audioembed_server.proto import embedding_service_pb2_grpc as pb_grpc
+from audioembed_server.servicer import SERVICE_NAME
+from audioembed_server.status import RETRY_AFTER_KEY
+
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
+DEFAULT_CHUNK_BYTES = 256 * 1024  # encoded files are streamed in messages far below any sane size limit
+
+
+class ServiceError(AudioEmbedError):
+    """The service answered with an error status: ``code`` (grpc.StatusCode) and the server's ``details``."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(f"{code.name}: {details}")
+        self.code = code
+        self.details = details
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """What ``GetModelInfo`` says: the model, its weights' provenance, and the server's limits."""
+
+    sample_rate: int
+    window_seconds: float
+    hop_seconds: float
+    dimension: int
+    pca_loaded: bool
+    weights_sha256: str
+    weights_source: str
+    synthetic: bool
+    limits: dict[str, float]
+    version: str
+
+
+AudioItem = Any  # path | bytes | np.ndarray (with a sample rate) | (np.ndarray, sample_rate)
+
+
+def _audio_message(item: AudioItem, sample_rate: int | None) -> pb.Audio:
+    """Encode one clip: a path or bytes travel as the file's bytes; an array as raw PCM."""
+    if isinstance(item, tuple):
+        if len(item) != 2:
+            raise InvalidOptionError(
+                f"an audio tuple must be (samples, sample_rate), got {len(item)} elements"
+            )
+        item, sample_rate = item
+    if isinstance(item, str | os.PathLike):
+        return pb.Audio(encoded=Path(item).read_bytes())
+    if isinstance(item, bytes | bytearray | memoryview):
+        return pb.Audio(encoded=bytes(item))
+    if isinstance(item, np.ndarray):
+        if sample_rate is None:
+            raise InvalidOptionError("an array of samples needs sample_rate")
+        data, encoding = _pcm_bytes(item)
+        channels = 1 if item.ndim == 1 else int(item.shape[1])
+        fmt = pb.PcmFormat(encoding=PCM_ENUMS[encoding], sample_rate=int(sample_rate), channels=channels)
+        return pb.Audio(pcm=pb.RawPcm(data=data, format=fmt))
+    raise InvalidOptionError(
+        f"cannot send audio of type {type(item).__name__}: pass a path, bytes, or an array"
+    )
+
+
+def _pcm_bytes(samples: np.ndarray) -> tuple[bytes, str]:
+    """int16 arrays travel as s16le; float arrays as f32le (float64 is rounded to float32)."""
+    if samples.ndim not in (1, 2):
+        raise InvalidOptionError(f"samples must be [n] or [n, channels], got shape {samples.shape}")
+    if samples.dtype == np.int16:
+        return np.ascontiguousarray(samples, dtype="<i2").tobytes(), "s16le"
+    if np.issubdtype(samples.dtype, np.floating):
+        return np.ascontiguousarray(samples, dtype="<f4").tobytes(), "f32le"
+    raise InvalidOptionError(f"samples must be int16 or floating point, got dtype {samples.dtype}")
+
+
+def _options(output: str, hop_seconds: float | None, short_clip: str | None) -> pb.EmbedOptions:
+    if output not in OUTPUT_ENUMS:
+        raise InvalidOptionError(f"output must be one of {sorted(OUTPUT_ENUMS)}, got {output!r}")
+    if short_clip not in (None, "pad", "drop"):
+        raise InvalidOptionError(f"short_clip must be 'pad', 'drop' or None, got {short_clip!r}")
+    options = pb.EmbedOptions(output=OUTPUT_ENUMS[output])
+    if hop_seconds is not None:
+        options.hop_seconds = float(hop_seconds)
+    if short_clip is not None:
+        options.short_clip = SHORT_CLIP_ENUMS[short_clip]
+    return options
+
+
+def to_result(message: pb.EmbeddingResult) -> Any:
+    """A wire result as the library's ``EmbeddingResult``."""
+    from audioembed.pipeline import EmbeddingResult
+
+    embeddings, quantized = matrices_from_proto(message)
+    return EmbeddingResult(
+        embeddings=embeddings,
+        quantized=quantized,
+        timestamps=np.asarray(message.timestamps, dtype=np.float64),
+        window_seconds=message.window_seconds,
+        hop_seconds=message.hop_seconds,
+        duration_seconds=message.duration_seconds,
+        sample_rate=message.sample_rate,
+        short_clip=SHORT_CLIP_NAMES[message.short_clip],
+    )
+
+
+class EmbeddingClient:
+    """A client of ``audioembed.v1.EmbeddingService``.
+
+    Parameters
+    ----------
+    address : str
+        ``host:port``.
+    tls : bool
+        Connect with TLS (implied by ``root_certificates``); system roots unless given.
+    root_certificates : bytes or path, optional
+        PEM roots to trust (e.g. a self-signed server certificate).
+    token : str, optional
+        Sent as ``authorization: Bearer <token>``.
+    timeout : float
+        Seconds per call, retries included (the gRPC deadline).
+    max_retries : int
+        Retries after the first attempt on UNAVAILABLE / RESOURCE_EXHAUSTED (with a retry hint).
+    initial_backoff, max_backoff : float
+        Backoff doubles from ``initial_backoff`` up to ``max_backoff`` seconds, with jitter.
+    max_message_mb : float
+        Largest message sent or received.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        tls: bool = False,
+        root_certificates: bytes | str | os.PathLike | None = None,
+        token: str | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 4,
+        initial_backoff: float = 0.1,
+        max_backoff: float = 2.0,
+        max_message_mb: float = 64.0,
+    ) -> None:
+        if max_retries < 0 or timeout <= 0:
+            raise InvalidOptionError(
+                f"need max_retries >= 0 and timeout > 0, got {max_retries!r}, {timeout!r}"
+            )
+        size = int(max_message_mb * 1024 * 1024)
+        options = [("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size)]
+        if tls or root_certificates is not None:
+            roots = root_certificates
+            if roots is not None and not isinstance(roots, bytes):
+                roots = Path(roots).read_bytes()
+            self._channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(roots), options=options)
+        else:
+            self._channel = grpc.insecure_channel(address, options=options)
+        self._stub = pb_grpc.EmbeddingServiceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.initial_backoff = initial_backoff
+        self.max_backoff = max_backoff
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> EmbeddingClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- retries ----------------------------------------------------------------------------------
+
+    def _call(self, method: Callable[..., Any], request: Any, timeout: float | None) -> Any:
+        deadline = time.monotonic() + (timeout or self.timeout)
+        for attempt in itertools.count():
+            remaining = deadline - time.monotonic()
+            try:
+                return method(request, timeout=max(remaining, 0.001), metadata=self._metadata)
+            except grpc.RpcError as error:
+                delay = self._retry_delay(error, attempt)
+                if delay is None or time.monotonic() + delay >= deadline:
+                    raise _service_error(error) from error
+                time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover - itertools.count() never ends
+
+    def _retry_delay(self, error: grpc.RpcError, attempt: int) -> float | None:
+        """Seconds to wait before retrying, or None when the error is final."""
+        if attempt >= self.max_retries or error.code() not in RETRYABLE:
+            return None
+        backoff = min(self.max_backoff, self.initial_backoff * 2**attempt) * random.uniform(0.5, 1.0)
+        if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            hints = [v for k, v in (error.trailing_metadata() or ()) if k == RETRY_AFTER_KEY]
+            if not hints:
+                return None  # too large, not too busy: retrying cannot help
+            backoff = max(backoff, float(hints[0]) / 1000.0)
+        return backoff
+
+    # --- calls ------------------------------------------------------------------------------------
+
+    def embed(
+        self,
+        audio: AudioItem,
+        sample_rate: int | None = None,
+        *,
+        output: str = "both",
+        hop_seconds: float | None = None,
+        short_clip: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Embed one clip (a path, the bytes of a file, or an array with ``sample_rate``)."""
+        request = pb.EmbedRequest(
+            audio=_audio_message(audio, sample_rate), options=_options(output, hop_seconds, short_clip)
+        )
+        return to_result(self._call(self._stub.Embed, request, timeout).result)
+
+    def embed_batch(
+        self,
+        items: Iterable[AudioItem],
+        *,
+        output: str = "both",
+        hop_seconds: float | None = None,
+        short_clip: str | None = None,
+        timeout: float | None = None,
+    ) -> list[Any]:
+        """Embed many clips in one call: a list, in order, of ``EmbeddingResult`` or :class:`ServiceError`.
+
+        Each item is a path, bytes, or ``(samples, sample_rate)``. A bad item is a ``ServiceError`` in its
+        slot (not raised), so the other items' results are kept.
+        """
+        options = _options(output, hop_seconds, short_clip)
+        request = pb.EmbedBatchRequest(
+            items=[pb.EmbedRequest(audio=_audio_message(item, None), options=options) for item in items]
+        )
+        response = self._call(self._stub.EmbedBatch, request, timeout)
+        return [
+            to_result(item.result)
+            if item.WhichOneof("outcome") == "result"
+            else ServiceError(_status_code(item.error.code), item.error.message)
+            for item in response.items
+        ]
+
+    def embed_stream(
+        self,
+        chunks: Iterable[bytes | np.ndarray],
+        *,
+        sample_rate: int | None = None,
+        channels: int = 1,
+        encoding: str | None = None,
+        output: str = "both",
+        hop_seconds: float | None = None,
+        short_clip: str | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[Any]:
+        """Stream one recording; yield an ``EmbeddingResult`` per server message as examples complete.
+
+        With ``sample_rate`` the chunks are raw PCM: arrays (int16 -> s16le, float -> f32le) or bytes in
+        ``encoding``. Without it they are the consecutive bytes of one audio file. The last result's
+        ``duration_seconds`` and ``short_clip`` describe the whole stream. Streams are not retried.
+        """
+        options = _options(output, hop_seconds, short_clip)
+        chunk_iter = iter(chunks)
+        if sample_rate is None:
+            config = pb.StreamConfig(encoded=True, options=options)
+            payloads: Iterator[bytes] = (bytes(c) for c in chunk_iter)
+        else:
+            first = next(chunk_iter, None)
+            if encoding is None:
+                if not isinstance(first, np.ndarray):
+                    raise InvalidOptionError("PCM byte chunks need encoding='s16le' or 'f32le'")
+                encoding = _pcm_bytes(first)[1]
+            if encoding not in PCM_ENUMS:
+                raise InvalidOptionError(f"encoding must be 's16le' or 'f32le', got {encoding!r}")
+            fmt = pb.PcmFormat(
+                encoding=PCM_ENUMS[encoding], sample_rate=int(sample_rate), channels=int(channels)
+            )
+            config = pb.StreamConfig(pcm=fmt, options=options)
+            rest = chunk_iter if first is None else itertools.chain([first], chunk_iter)
+            payloads = (_stream_pcm(c, encoding) for c in rest)
+
+        def requests() -> Iterator[pb.EmbedStreamRequest]:
+            yield pb.EmbedStreamRequest(config=config)
+            for payload in payloads:
+                yield pb.EmbedStreamRequest(chunk=payload)
+
+        responses = self._stub.EmbedStream(
+            requests(), timeout=timeout or self.timeout, metadata=self._metadata
+        )
+        try:
+            for response in responses:
+                yield to_result(response.result)
+        except grpc.RpcError as error:
+            raise _service_error(error) from error
+
+    def embed_file_stream(
+        self, path: str | os.PathLike, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES, **options: Any
+    ) -> Any:
+        """Stream a (large) audio file in chunks and return one ``EmbeddingResult`` for all of it."""
+
+        def chunks() -> Iterator[bytes]:
+            with open(path, "rb") as handle:
+                while block := handle.read(chunk_bytes):
+                    yield block
+
+        return concatenate_results(list(self.embed_stream(chunks(), **options)))
+
+    def model_info(self, *, timeout: float | None = None) -> ServiceInfo:
+        info = self._call(self._stub.GetModelInfo, pb.GetModelInfoRequest(), timeout)
+        limits = {field.name: value for field, value in info.limits.ListFields()}
+        return ServiceInfo(
+            sample_rate=info.sample_rate,
+            window_seconds=info.window_seconds,
+            hop_seconds=info.hop_seconds,
+            dimension=info.dimension,
+            pca_loaded=info.pca_loaded,
+            weights_sha256=info.weights.sha256,
+            weights_source=info.weights.source,
+            synthetic=info.weights.synthetic,
+            limits=limits,
+            version=info.version,
+        )
+
+    def health(self, service: str = SERVICE_NAME, *, timeout: float = 5.0) -> str:
+        """The health status name of ``service`` ("SERVING", "NOT_SERVING", ...); "" = the whole server."""
+        response = self._health.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
+
+def _service_error(error: grpc.RpcError) -> ServiceError:
+    """The call's status as a :class:`ServiceError`, with a hint when a message was too large."""
+    details = error.details() or ""
+    if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details:
+        details += " (a gRPC message size limit; send long audio with embed_stream / EmbedStream)"
+    return ServiceError(error.code(), details)
+
+
+def _stream_pcm(chunk: bytes | np.ndarray, encoding: str) -> bytes:
+    if isinstance(chunk, np.ndarray):
+        data, kind = _pcm_bytes(chunk)
+        if kind != encoding:
+            raise InvalidOptionError(f"a {chunk.dtype} chunk cannot be sent as {encoding}")
+        return data
+    return bytes(chunk)
+
+
+def _status_code(value: int) -> grpc.StatusCode:
+    for code in grpc.StatusCode:
+        if code.value[0] == value:
+            return code
+    return grpc.StatusCode.UNKNOWN
+
+
+def concatenate_results(parts: list[Any]) -> Any:
+    """Join the results of one stream into one ``EmbeddingResult`` (the last part's totals)."""
+    from audioembed.pipeline import EmbeddingResult
+
+    if not parts:
+        raise ValueError("no results to concatenate: the stream returned nothing")
+    last = parts[-1]
+
+    def joined(name: str) -> np.ndarray | None:
+        matrices = [getattr(p, name) for p in parts]
+        return None if any(m is None for m in matrices) else np.concatenate(matrices)  # [sum N_i, 128]
+
+    return EmbeddingResult(
+        embeddings=joined("embeddings"),
+        quantized=joined("quantized"),
+        timestamps=np.concatenate([p.timestamps for p in parts]),
+        window_seconds=last.window_seconds,
+        hop_seconds=last.hop_seconds,
+        duration_seconds=last.duration_seconds,
+        sample_rate=last.sample_rate,
+        short_clip=last.short_clip,
+    )

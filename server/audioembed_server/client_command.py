@@ -1,0 +1,122 @@
+"""``audioembed client``: embed files with a running server; JSON summaries on stdout, optional ``.npz``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audioembed.bulk.atomic import atomic_file
+from audioembed.commands import Command
+from audioembed_server.client import DEFAULT_CHUNK_BYTES, EmbeddingClient, ServiceError
+
+MESSAGE_OVERHEAD = 64 * 1024  # bytes of a request besides the audio, with a wide margin
+EXIT_OK = 0
+EXIT_FAILED = 1  # at least one file could not be embedded
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="*", type=Path, help="audio files to embed")
+    parser.add_argument(
+        "--address",
+        default=os.environ.get("AUDIOEMBED_ADDRESS", "localhost:50051"),
+        help="server host:port (env AUDIOEMBED_ADDRESS; default: %(default)s)",
+    )
+    parser.add_argument("--token", default=None, help="bearer token (prefer env AUDIOEMBED_TOKEN)")
+    parser.add_argument("--tls", action="store_true", help="connect with TLS (system roots)")
+    parser.add_argument("--root-cert", type=Path, help="PEM roots to trust (implies --tls)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per call (default: %(default)s)")
+    parser.add_argument("--kind", choices=("both", "raw", "quantized"), default="both", help="outputs")
+    parser.add_argument("--hop", type=float, default=None, help="seconds between example starts")
+    parser.add_argument(
+        "--short-clip", choices=("pad", "drop"), default=None, help="policy for clips < 0.975 s"
+    )
+    parser.add_argument("--stream", action="store_true", help="send files with EmbedStream (no size limit)")
+    parser.add_argument("-o", "--output-dir", type=Path, help="write <file name>.npz here for each input")
+    parser.add_argument("--info", action="store_true", help="print the server's model info as JSON")
+
+
+def _summary(path: Path, result: Any) -> dict[str, Any]:
+    return {
+        "file": str(path),
+        "num_examples": result.num_examples,
+        "duration_seconds": round(result.duration_seconds, 6),
+        "sample_rate": result.sample_rate,
+        "short_clip": result.short_clip,
+        "hop_seconds": result.hop_seconds,
+        "raw": result.embeddings is not None,
+        "quantized": result.quantized is not None,
+    }
+
+
+def write_npz(path: Path, result: Any) -> None:
+    """The layout of ``audioembed embed``'s .npz: ``embedding``, ``quantized``, ``timestamps``, timings."""
+    arrays: dict[str, np.ndarray] = {
+        "timestamps": result.timestamps,
+        "window_seconds": np.float64(result.window_seconds),
+        "hop_seconds": np.float64(result.hop_seconds),
+        "duration_seconds": np.float64(result.duration_seconds),
+        "sample_rate": np.int64(result.sample_rate),
+        "short_clip": np.str_(result.short_clip),
+    }
+    if result.embeddings is not None:
+        arrays["embedding"] = result.embeddings
+    if result.quantized is not None:
+        arrays["quantized"] = result.quantized
+    with atomic_file(path) as handle:
+        np.savez(handle, **arrays)
+
+
+def run(args: argparse.Namespace) -> int:
+    token = args.token or os.environ.get("AUDIOEMBED_TOKEN") or None
+    client = EmbeddingClient(
+        args.address, tls=args.tls, root_certificates=args.root_cert, token=token, timeout=args.timeout
+    )
+    options = {"output": args.kind, "hop_seconds": args.hop, "short_clip": args.short_clip}
+    failures = 0
+    with client:
+        info = client.model_info() if args.info or not args.stream else None
+        if args.info:
+            print(json.dumps(dataclasses.asdict(info), sort_keys=True), flush=True)
+        # Files too big for one message go through EmbedStream on their own (the request's other
+        # fields need a little room next to the audio bytes).
+        limit = (
+            None if info is None else int(info.limits.get("max_receive_message_bytes", 0)) - MESSAGE_OVERHEAD
+        )
+        for path in args.files:
+            try:
+                if args.stream or (limit is not None and path.is_file() and path.stat().st_size > limit):
+                    chunk = (
+                        DEFAULT_CHUNK_BYTES if limit is None else max(1024, min(DEFAULT_CHUNK_BYTES, limit))
+                    )
+                    result = client.embed_file_stream(path, chunk_bytes=chunk, **options)
+                else:
+                    result = client.embed(path, **options)
+            except (ServiceError, OSError) as error:
+                failures += 1
+                print(json.dumps({"file": str(path), "error": str(error)}), flush=True)
+                continue
+            summary = _summary(path, result)
+            if args.output_dir is not None:
+                target = args.output_dir / f"{path.name}.npz"
+                write_npz(target, result)
+                summary["npz"] = str(target)
+            print(json.dumps(summary), flush=True)
+    if failures:
+        print(f"audioembed client: {failures} of {len(args.files)} files failed", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+COMMAND = Command(
+    name="client",
+    help="embed audio files with a running audioembed server (JSON summaries, optional .npz)",
+    configure=configure,
+    run=run,
+)

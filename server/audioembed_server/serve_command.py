@@ -1,0 +1,71 @@
+"""``audioembed serve``: run the gRPC service until SIGTERM / SIGINT, then shut down gracefully."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from types import FrameType
+
+from audioembed.commands import Command
+from audioembed_server import logs
+from audioembed_server.app import create_server
+from audioembed_server.config import add_arguments, config_from
+
+EXIT_OK = 0
+EXIT_SETUP = 2  # bad configuration, unbindable port, or a model that failed to load
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        "Every flag has an AUDIOEMBED_* environment variable (e.g. --max-batch-examples is "
+        "AUDIOEMBED_MAX_BATCH_EXAMPLES); flags win. --port 0 picks a free port and prints it."
+    )
+    add_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from(args)
+    logs.configure(log_format=config.log_format)
+    try:
+        server, port = create_server(config)
+    except OSError as error:
+        print(f"audioembed serve: error: {error}", file=sys.stderr)
+        return EXIT_SETUP
+    # One line on stdout that scripts (and tests) can wait for; the structured log has the same facts.
+    print(f"audioembed serve: listening on {config.host}:{port}", flush=True)
+
+    stop = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        failed = False
+        while not stop.wait(0.2):
+            if server.servicer.load_error is not None:  # nothing to serve: let the supervisor restart us
+                failed = True
+                break
+        server.stop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if failed:
+        print(
+            f"audioembed serve: error: the model failed to load: {server.servicer.load_error}",
+            file=sys.stderr,
+        )
+        return EXIT_SETUP
+    return EXIT_OK
+
+
+COMMAND = Command(
+    name="serve",
+    help="serve embeddings over gRPC (health, reflection, dynamic batching, graceful shutdown)",
+    configure=configure,
+    run=run,
+)

@@ -1,0 +1,174 @@
+"""The dynamic batcher with real compute functions on its real thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from audioembed_server.batcher import (
+    BatcherClosedError,
+    DynamicBatcher,
+    QueueFullError,
+    RequestCancelledError,
+    RequestExpiredError,
+)
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class Recorder:
+    """compute(batch) -> (batch * 2, row sums, None), remembering every batch it saw; can be held shut."""
+
+    def __init__(self) -> None:
+        self.batches: list[np.ndarray] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, None]:
+        self.entered.set()
+        self.gate.wait()
+        self.batches.append(batch.copy())
+        return batch * 2, batch.reshape(len(batch), -1).sum(axis=1), None
+
+
+def _rows(n: int, start: float) -> np.ndarray:
+    return (start + np.arange(n * 3, dtype=np.float64)).reshape(n, 3)  # [n, 3]
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+def test_concurrent_requests_share_one_batch_and_get_their_own_rows(recorder):
+    batcher = DynamicBatcher(recorder, max_batch=6, max_delay=5.0, max_queued=100)
+    try:
+        inputs = [_rows(2, 100.0 * i) for i in range(3)]
+        futures = [batcher.submit(x) for x in inputs]
+        outcomes = [f.result(timeout=5) for f in futures]  # the third fills the batch: no 5 s wait
+    finally:
+        batcher.close()
+    assert [len(b) for b in recorder.batches] == [6]
+    for x, outcome in zip(inputs, outcomes, strict=True):
+        doubled, sums, nothing = outcome.outputs
+        np.testing.assert_array_equal(doubled, x * 2)
+        np.testing.assert_array_equal(sums, x.sum(axis=1))
+        assert nothing is None
+        assert outcome.batches == 1
+
+
+def test_large_request_is_split_over_batches_and_reassembled_in_order(recorder):
+    batcher = DynamicBatcher(recorder, max_batch=4, max_delay=0.0, max_queued=100)
+    try:
+        x = _rows(10, 0.0)
+        outcome = batcher.submit(x).result(timeout=5)
+    finally:
+        batcher.close()
+    assert [len(b) for b in recorder.batches] == [4, 4, 2]
+    np.testing.assert_array_equal(outcome.outputs[0], x * 2)
+    assert outcome.batches == 3
+
+
+def test_lone_request_waits_at_most_the_delay(recorder):
+    delay = 0.2
+    batcher = DynamicBatcher(recorder, max_batch=64, max_delay=delay, max_queued=100)
+    try:
+        started = time.monotonic()
+        outcome = batcher.submit(_rows(1, 0.0)).result(timeout=5)
+        elapsed = time.monotonic() - started
+    finally:
+        batcher.close()
+    assert outcome.queue_seconds == pytest.approx(delay, abs=0.15)
+    # Bounded by the delay plus compute (microseconds here) plus scheduling noise on a shared machine.
+    assert delay * 0.9 <= elapsed < delay + 1.0
+
+
+def test_full_queue_refuses_with_a_retry_hint_and_recovers(recorder):
+    recorder.gate.clear()
+    batcher = DynamicBatcher(recorder, max_batch=2, max_delay=0.0, max_queued=4)
+    try:
+        first = batcher.submit(_rows(2, 0.0))
+        assert recorder.entered.wait(5)  # the model thread holds the first batch; the queue is empty
+        queued = [batcher.submit(_rows(2, 10.0)), batcher.submit(_rows(2, 20.0))]
+        assert batcher.queued_rows == 4
+        with pytest.raises(QueueFullError, match="queue full: 4 examples queued, limit 4") as info:
+            batcher.submit(_rows(1, 30.0))
+        assert info.value.retry_after_ms >= 10
+        with pytest.raises(QueueFullError, match="request has 5 examples, more than the queue holds") as info:
+            batcher.submit(_rows(5, 30.0))
+        assert info.value.retry_after_ms is None
+        recorder.gate.set()
+        for future in [first, *queued]:
+            future.result(timeout=5)
+        assert batcher.submit(_rows(1, 40.0)).result(timeout=5).outputs[0].shape == (1, 3)
+    finally:
+        recorder.gate.set()
+        batcher.close()
+
+
+def test_expired_and_cancelled_requests_are_dropped_before_compute(recorder):
+    recorder.gate.clear()
+    batcher = DynamicBatcher(recorder, max_batch=8, max_delay=0.0, max_queued=100)
+    try:
+        blocker = batcher.submit(_rows(1, 0.0))
+        assert recorder.entered.wait(5)
+        expired = batcher.submit(_rows(1, 1000.0), deadline=time.monotonic() + 0.05)
+        gone = threading.Event()
+        cancelled = batcher.submit(_rows(1, 2000.0), is_active=lambda: not gone.is_set())
+        by_future = batcher.submit(_rows(1, 3000.0))
+        kept = batcher.submit(_rows(1, 4000.0))
+        gone.set()
+        assert by_future.cancel()
+        time.sleep(0.1)  # let the deadline pass
+        recorder.gate.set()
+        blocker.result(timeout=5)
+        kept.result(timeout=5)
+        with pytest.raises(RequestExpiredError, match="deadline expired"):
+            expired.result(timeout=5)
+        with pytest.raises(RequestCancelledError, match="cancelled while queued"):
+            cancelled.result(timeout=5)
+    finally:
+        recorder.gate.set()
+        batcher.close()
+    computed = np.concatenate(recorder.batches)[:, 0]
+    assert sorted(computed) == [0.0, 4000.0]  # none of the abandoned rows reached the model
+    assert batcher.queued_rows == 0
+
+
+def test_compute_failure_fails_every_request_of_the_batch():
+    def broken(batch: np.ndarray) -> tuple[np.ndarray]:
+        raise RuntimeError(f"model exploded on {len(batch)} rows")
+
+    batcher = DynamicBatcher(broken, max_batch=4, max_delay=0.5, max_queued=100)
+    try:
+        futures = [batcher.submit(_rows(2, 0.0)), batcher.submit(_rows(2, 1.0))]
+        for future in futures:
+            with pytest.raises(RuntimeError, match="model exploded on 4 rows"):
+                future.result(timeout=5)
+    finally:
+        batcher.close()
+
+
+def test_close_finishes_queued_work_then_refuses_new_work(recorder):
+    batcher = DynamicBatcher(recorder, max_batch=64, max_delay=10.0, max_queued=100)
+    future = batcher.submit(_rows(3, 0.0))
+    batcher.close(timeout=5)  # does not wait out the 10 s delay: closing flushes the queue
+    assert future.result(timeout=0).outputs[0].shape == (3, 3)
+    with pytest.raises(BatcherClosedError, match="shutting down"):
+        batcher.submit(_rows(1, 0.0))
+
+
+def test_bad_arguments_are_rejected(recorder):
+    with pytest.raises(ValueError, match="max_batch and max_queued must be >= 1, got 0"):
+        DynamicBatcher(recorder, max_batch=0, max_delay=0.0, max_queued=1)
+    with pytest.raises(ValueError, match="max_delay must be >= 0 seconds, got -1"):
+        DynamicBatcher(recorder, max_batch=1, max_delay=-1, max_queued=1)
+    batcher = DynamicBatcher(recorder, max_batch=1, max_delay=0.0, max_queued=1)
+    try:
+        with pytest.raises(ValueError, match=r"at least one row, got an array of shape \(0, 3\)"):
+            batcher.submit(np.zeros((0, 3)))
+    finally:
+        batcher.close()

@@ -1,0 +1,90 @@
+"""Server configuration: flags win over AUDIOEMBED_* variables, which win over defaults; bad values named."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+from audioembed_server.config import ServerConfig, add_arguments, config_from, env_name
+
+from audioembed.errors import InvalidOptionError
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_defaults_without_flags_or_environment():
+    config = config_from(_parse(), env={})
+    assert config == ServerConfig()
+    assert (config.port, config.max_receive_message_bytes, config.tls) == (50051, 64 * 1024 * 1024, False)
+
+
+def test_environment_fills_in_and_flags_win():
+    env = {
+        "AUDIOEMBED_HOST": "127.0.0.1",
+        "AUDIOEMBED_PORT": "6000",
+        "AUDIOEMBED_WEIGHTS": "/models/vggish.safetensors",
+        "AUDIOEMBED_PCA": "/models/pca.npz",
+        "AUDIOEMBED_MAX_BATCH_EXAMPLES": "32",
+        "AUDIOEMBED_MAX_QUEUE_DELAY_MS": "2.5",
+        "AUDIOEMBED_ALLOW_DOWNLOAD": "true",
+        "AUDIOEMBED_TOKEN": "from-env",
+    }
+    config = config_from(_parse("--port", "7000", "--max-batch-examples", "16"), env=env)
+    assert (config.host, config.port, config.max_batch_examples) == ("127.0.0.1", 7000, 16)
+    assert (config.weights, config.pca, config.max_queue_delay_ms) == (
+        env["AUDIOEMBED_WEIGHTS"],
+        env["AUDIOEMBED_PCA"],
+        2.5,
+    )
+    assert config.allow_download is True and config.token == "from-env"
+    assert "from-env" not in repr(config)  # secrets stay out of logs
+    assert config_from(_parse("--metrics-port", "0"), env={}).metrics_port == 0
+
+
+def test_every_field_has_a_flag_and_a_variable():
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    help_text = parser.format_help()
+    for name in ServerConfig.__dataclass_fields__:
+        assert "--" + name.replace("_", "-") in help_text
+        assert env_name(name) in help_text
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (("--port", "70000"), {}, "port must be an integer in 0..65535, got 70000"),
+        (("--port", "http"), {}, "--port must be an int, got 'http'"),
+        ((), {"AUDIOEMBED_WORKERS": "many"}, "AUDIOEMBED_WORKERS must be an int, got 'many'"),
+        ((), {"AUDIOEMBED_ALLOW_DOWNLOAD": "perhaps"}, "AUDIOEMBED_ALLOW_DOWNLOAD must be a boolean"),
+        (("--max-batch-examples", "0"), {}, "max_batch_examples must be a positive integer, got 0"),
+        (
+            ("--max-queue-examples", "8", "--max-batch-examples", "16"),
+            {},
+            r"max_queue_examples \(8\) must be at least",
+        ),
+        (("--max-queue-delay-ms", "-1"), {}, "max_queue_delay_ms must be >= 0, got -1.0"),
+        (("--max-receive-message-mb", "0"), {}, "max_receive_message_mb must be > 0, got 0.0"),
+        (("--tls-cert", "cert.pem"), {}, "TLS needs both tls_cert and tls_key"),
+        (
+            ("--tls-cert", "no-such.pem", "--tls-key", "no-such.key"),
+            {},
+            "tls_cert file does not exist: 'no-such.pem'",
+        ),
+        (("--token", "  "), {}, "token must not be empty or blank"),
+        (("--log-format", "xml"), {}, "log_format must be 'kv' or 'json', got 'xml'"),
+        (("--resampler", "best"), {}, "resampler must be 'reference' or 'fast', got 'best'"),
+    ],
+)
+def test_bad_values_are_named(argv, env, message):
+    with pytest.raises(InvalidOptionError, match=message):
+        config_from(_parse(*argv), env=env)
+
+
+def test_ipv6_hosts_are_bracketed_in_the_address():
+    assert ServerConfig(host="::1", port=5).address == "[::1]:5"
+    assert ServerConfig(host="127.0.0.1", port=5).address == "127.0.0.1:5"
