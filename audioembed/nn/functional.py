@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from audioembed.errors import InvalidOptionError, ShapeError
+from audioembed.nn import winograd
 
 # Images per im2col chunk: enough that each GEMM has ~IM2COL_TARGET_ROWS rows, so OpenBLAS's packing of
 # the weight matrix is amortised (a chunk of one 12×8 image, 96 rows, runs conv4_2 several times slower),
@@ -125,6 +126,8 @@ def conv2d(
     (out_h, out_w), pad_h, pad_w = _resolve_padding(
         x.shape[1], x.shape[2], weight.shape[:2], strides, padding
     )
+    if winograd.pays_off(x, weight, strides, (pad_h, pad_w)):  # 3×3 SAME float32: fewer multiplies
+        return winograd.conv3x3_winograd(x, weight, bias)
     return _conv2d_im2col(x, weight, bias, strides, (out_h, out_w), pad_h, pad_w)
 
 

@@ -19,159 +19,32 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from audioembed.errors import InvalidOptionError, ShapeError
+from audioembed.nn.fused_layers import Layer, PatchLayer, Scratch, WinogradLayer
 from audioembed.nn.threads import WorkerPool, blas_threads
-from audioembed.nn.winograd import TileTransforms, tile_view, transform_weights
 
 DEFAULT_SCRATCH_BYTES = 16 * 2**20  # per worker: big enough for ≥ 4 conv2 images, small enough for L3 / RSS
 _PATCH_MAX_CHANNELS = 4  # layers with at most this many input channels use a patch GEMM, not Winograd
-
-
-def _split_hw(dst: np.ndarray, p: int, q: int) -> np.ndarray:
-    """View ``dst [n, H, W, C]`` as ``[n, H/p, p, W/q, q, C]`` without ever copying (unlike ``reshape``)."""
-    n, h, w, c = dst.shape
-    sn, sh, sw, sc = dst.strides
-    return np.lib.stride_tricks.as_strided(
-        dst, shape=(n, h // p, p, w // q, q, c), strides=(sn, p * sh, sh, q * sw, sw, sc)
-    )
-
-
-class _Scratch:
-    """One worker's flat float32 arena, carved into three regions (A, B, M) per layer call."""
-
-    def __init__(self) -> None:
-        self.data = np.empty(0, dtype=np.float32)
-
-    def regions(self, a: int, b: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if self.data.size < a + b + m:
-            self.data = np.empty(a + b + m, dtype=np.float32)
-        return self.data[:a], self.data[a : a + b], self.data[a + b : a + b + m]
-
-
-class _Layer:
-    """A conv layer of the plan: input ``[n, H+2, W+2, Cin]`` padded → output ``[n, Ho, Wo, Cout]`` (view)."""
-
-    h: int
-    w: int
-    cin: int
-    cout: int
-    pool: bool
-    bias: np.ndarray
-
-    @property
-    def out_hw(self) -> tuple[int, int]:
-        return (self.h // 2, self.w // 2) if self.pool else (self.h, self.w)
-
-    def scratch_sizes(self, n: int) -> tuple[int, int, int]:
-        raise NotImplementedError
-
-    def run(self, src: np.ndarray, dst: np.ndarray, scratch: _Scratch) -> None:
-        raise NotImplementedError
-
-
-class _PatchLayer(_Layer):
-    """Few input channels (conv1): one GEMM of ``(s+2)²·Cin``-pixel patches against all ``s²`` pool phases.
-
-    With s = 2 (pooling) each row of the GEMM covers one pooling window: the 4×4 input patch it reads and the
-    four conv outputs it pools (weights ``[16·Cin, 4·Cout]``), so pooling is a max over four column blocks.
-    """
-
-    def __init__(self, weight: np.ndarray, bias: np.ndarray, pool: bool, h: int, w: int) -> None:
-        self.h, self.w, self.pool = h, w, pool
-        self.cin, self.cout = weight.shape[2:]
-        self.s = 2 if pool else 1
-        p = self.s + 2
-        matrix = np.zeros((p, p, self.cin, self.s * self.s, self.cout), dtype=np.float64)
-        for a in range(self.s):
-            for b in range(self.s):
-                matrix[a : a + 3, b : b + 3, :, a * self.s + b] = weight
-        self.matrix = matrix.reshape(p * p * self.cin, -1).astype(np.float32)  # [(p, p, Cin), (phase, Cout)]
-        self.bias = bias
-
-    def scratch_sizes(self, n: int) -> tuple[int, int, int]:
-        t = n * (self.h // self.s) * (self.w // self.s)
-        return t * self.matrix.shape[0], t * self.matrix.shape[1], t * self.cout
-
-    def run(self, src: np.ndarray, dst: np.ndarray, scratch: _Scratch) -> None:
-        n, s, p = src.shape[0], self.s, self.s + 2
-        ho, wo = self.h // s, self.w // s
-        t = n * ho * wo
-        ra, rb, rm = scratch.regions(*self.scratch_sizes(n))
-        sn, sh, sw, sc = src.strides
-        patches_view = np.lib.stride_tricks.as_strided(
-            src, shape=(n, ho, wo, p, p, self.cin), strides=(sn, s * sh, s * sw, sh, sw, sc), writeable=False
-        )
-        patches = ra.reshape(n, ho, wo, p, p, self.cin)
-        np.copyto(patches, patches_view)
-        phases = rb.reshape(t, s * s, self.cout)
-        np.matmul(patches.reshape(t, -1), self.matrix, out=phases.reshape(t, -1))  # [T, s²·Cout]
-        pooled = rm.reshape(t, self.cout)
-        np.copyto(pooled, phases[:, 0])
-        for k in range(1, s * s):
-            np.maximum(pooled, phases[:, k], out=pooled)
-        pooled += self.bias
-        np.maximum(pooled.reshape(n, ho, wo, self.cout), 0.0, out=dst)
-
-
-class _WinogradLayer(_Layer):
-    """Many input channels: Winograd F(m×m, 3×3) as three GEMMs (see :mod:`audioembed.nn.winograd`)."""
-
-    def __init__(self, weight: np.ndarray, bias: np.ndarray, pool: bool, h: int, w: int, m: int) -> None:
-        if h % m or w % m:
-            raise ShapeError(f"a Winograd layer needs height and width divisible by {m}, got {(h, w)}")
-        self.h, self.w, self.pool, self.m = h, w, pool, m
-        self.cin, self.cout = weight.shape[2:]
-        self.th, self.tw = h // m, w // m
-        self.transforms = TileTransforms(m, pool=pool)
-        self.u = transform_weights(weight, m=m)  # [a², Cin, Cout]
-        self.bias = bias
-
-    def scratch_sizes(self, n: int) -> tuple[int, int, int]:
-        t, a2, m2 = n * self.th * self.tw, self.transforms.a**2, self.m**2
-        # A holds the gathered tiles then the output transform; B the input transform then the pooled planes
-        return max(a2 * t * self.cin, m2 * t * self.cout), a2 * t * self.cin, a2 * t * self.cout
-
-    def run(self, src: np.ndarray, dst: np.ndarray, scratch: _Scratch) -> None:
-        n, m, a = src.shape[0], self.m, self.transforms.a
-        th, tw, cin, cout = self.th, self.tw, self.cin, self.cout
-        t, a2 = n * th * tw, a * a
-        ra, rb, rm = scratch.regions(*self.scratch_sizes(n))
-        tiles = ra[: a2 * t * cin].reshape(a, a, n, th, tw, cin)
-        np.copyto(tiles, tile_view(src, m))
-        v = rb.reshape(a2, t * cin)
-        np.matmul(self.transforms.input_matrix, tiles.reshape(a2, t * cin), out=v)  # [a², T·Cin]
-        prod = rm.reshape(a2, t, cout)
-        np.matmul(v.reshape(a2, t, cin), self.u, out=prod)  # a² GEMMs [T, Cin] @ [Cin, Cout]
-        y = ra[: m * m * t * cout].reshape(m * m, t * cout)
-        np.matmul(self.transforms.output_matrix, prod.reshape(a2, t * cout), out=y)  # [m², T·Cout]
-        if self.pool:
-            q = (m // 2) ** 2
-            members = y.reshape(4, q, t, cout)  # rows ordered (pool member, window): see TileTransforms
-            pooled = rb[: q * t * cout].reshape(q, t, cout)
-            np.maximum(members[0], members[1], out=pooled)
-            np.maximum(pooled, members[2], out=pooled)
-            np.maximum(pooled, members[3], out=pooled)
-            pooled += self.bias
-            half = m // 2
-            # [wr, wc, n, th, tw, C] → the output pixel (th·half + wr, tw·half + wc)
-            planes = pooled.reshape(half, half, n, th, tw, cout).transpose(2, 3, 0, 4, 1, 5)
-            np.maximum(planes, 0.0, out=_split_hw(dst, half, half))
-        else:
-            y3 = y.reshape(m * m, t, cout)
-            y3 += self.bias
-            planes = y3.reshape(m, m, n, th, tw, cout).transpose(2, 3, 0, 4, 1, 5)  # [n, th, r, tw, c, C]
-            np.maximum(planes, 0.0, out=_split_hw(dst, m, m))
+# A stage whose batch has at most this many tiles per worker splits its layers by output channels instead of
+# by images (GEMMs with fewer rows than this run well below BLAS's speed on these shapes).
+SPLIT_TILES = 96
+CHANNEL_BLOCK = 64  # output channels per work item when a layer is split by channels
+MIN_ITEMS_PER_WORKER = 2  # image chunks per worker and stage, when the batch has enough images
 
 
 @dataclass
 class _Stage:
-    layers: list[_Layer]
+    layers: list[Layer]
     chunk: int  # most images per work item, from the scratch budget
     inner: list[list[np.ndarray]]  # per worker: padded buffers between the stage's layers
+    split_max: int  # most images the channel-split mode takes, from the scratch budget
+    tiles_per_image: int  # of the stage's first Winograd layer (0 without one)
+    shapes: list[tuple[int, int, int]]  # (H, W, C) of the stage's input and of each inner activation
+    split: list[np.ndarray] = field(default_factory=list)  # padded buffers of the channel-split mode
 
 
 class ConvStackPlan:
@@ -181,7 +54,8 @@ class ConvStackPlan:
     ----------
     layers : sequence of (weight, bias, pool_after)
         ``weight`` np.ndarray [shape=(3, 3, Cin, Cout)] HWIO, ``bias`` [shape=(Cout,)], ``pool_after`` bool.
-        Copied and transformed at construction: later changes to the arrays are not seen (rebuild the plan).
+        Transformed at construction; tiny batches (a few tiles) read ``weight`` itself (a view when it is
+        contiguous float32). Do not write into these arrays while the plan is used: rebuild it instead.
     input_shape : (H, W, Cin)
         Shape of one input image. Every Winograd layer's input height and width must be multiples of ``tile``.
     tile : int
@@ -213,10 +87,10 @@ class ConvStackPlan:
             raise InvalidOptionError(f"scratch_bytes must be a positive int, got {scratch_bytes!r}")
         h, w, c = (int(v) for v in input_shape)
         self.input_shape = (h, w, c)
-        built: list[_Layer] = []
+        built: list[Layer] = []
         for index, (weight, bias, pool) in enumerate(layers):
             weight = np.asarray(weight)
-            bias = np.ascontiguousarray(bias, dtype=np.float32)
+            bias = np.array(bias, dtype=np.float32)  # a copy: the plan is a snapshot of the weights
             if weight.shape[:3] != (3, 3, c) or weight.ndim != 4:
                 raise ShapeError(f"layer {index}: expected a [3, 3, {c}, Cout] kernel, got {weight.shape}")
             if bias.shape != (weight.shape[3],):
@@ -224,36 +98,47 @@ class ConvStackPlan:
             if pool and (h % 2 or w % 2):
                 raise ShapeError(f"layer {index}: 2×2 pooling needs even height and width, got {(h, w)}")
             if c <= _PATCH_MAX_CHANNELS:
-                layer: _Layer = _PatchLayer(weight, bias, bool(pool), h, w)
+                layer: Layer = PatchLayer(weight, bias, bool(pool), h, w)
             else:
-                layer = _WinogradLayer(weight, bias, bool(pool), h, w, tile)
+                layer = WinogradLayer(weight, bias, bool(pool), h, w, tile)
             built.append(layer)
             (h, w), c = layer.out_hw, layer.cout
         self.output_shape = (h, w, c)
         self.pool = WorkerPool(num_workers)
         self._lock = threading.Lock()
         self._stages = self._make_stages(built, scratch_bytes)
-        self._scratch = [_Scratch() for _ in range(self.pool.num_workers)]
+        self._scratch = [Scratch() for _ in range(self.pool.num_workers)]
         self._between: list[np.ndarray] = []  # padded full-batch buffers between stages
+        self._shared = np.empty(0, np.float32)  # a channel-split layer's input transform, read by all workers
 
-    def _make_stages(self, layers: list[_Layer], scratch_bytes: int) -> list[_Stage]:
+    def _make_stages(self, layers: list[Layer], scratch_bytes: int) -> list[_Stage]:
         # A stage ends at a pooling layer (activations shrink 4×); a patch layer joins the following stage
         # so that its large output never exists for the whole batch.
-        groups: list[list[_Layer]] = [[]]
+        groups: list[list[Layer]] = [[]]
         for layer in layers:
             groups[-1].append(layer)
-            if layer.pool and not isinstance(layer, _PatchLayer):
+            if layer.pool and not isinstance(layer, PatchLayer):
                 groups.append([])
         groups = [g for g in groups if g]
         stages = []
+        workers = self.pool.num_workers
         for group in groups:
             per_image = max(4 * sum(layer.scratch_sizes(1)) for layer in group)
             chunk = max(1, scratch_bytes // per_image)
-            stages.append(_Stage(group, chunk, [[] for _ in range(self.pool.num_workers)]))
+            winograd = [layer for layer in group if isinstance(layer, WinogradLayer)]
+            split_per_image = max(
+                [4 * sum(layer.scratch_sizes(1, -(-layer.cout // workers))) for layer in winograd]
+                + [4 * sum(layer.scratch_sizes(1)) for layer in group if layer not in winograd]
+            )
+            shapes = [(group[0].h, group[0].w, group[0].cin)]
+            shapes += [(*layer.out_hw, layer.cout) for layer in group[:-1]]
+            tiles = winograd[0].th * winograd[0].tw if winograd else 0
+            split_max = max(workers - 1, scratch_bytes // split_per_image)
+            stages.append(_Stage(group, chunk, [[] for _ in range(workers)], split_max, tiles, shapes))
         return stages
 
     @property
-    def layers(self) -> list[_Layer]:
+    def layers(self) -> list[Layer]:
         return [layer for stage in self._stages for layer in stage.layers]
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -276,8 +161,80 @@ class ConvStackPlan:
                 src = sources[index]
                 last = index == len(self._stages) - 1
                 dst = out if last else sources[index + 1][:, 1:-1, 1:-1]
-                self._run_stage(stage, src, dst, n, first=index == 0)
+                if self._splits_by_channels(stage, n):
+                    self._run_stage_split(stage, src, dst, n, first=index == 0)
+                else:
+                    self._run_stage(stage, src, dst, n, first=index == 0)
         return out
+
+    def _splits_by_channels(self, stage: _Stage, n: int) -> bool:
+        """Whether a stage runs layer by layer with each Winograd layer split by output channels.
+
+        With few tiles per worker, splitting the images starves the GEMMs (conv4 has 6 tiles per image) and
+        makes every worker stream all of the layer's transformed weights; splitting the output channels gives
+        each worker all the tiles and half the weights, at the price of redoing the (cheap) input transform.
+        """
+        workers = self.pool.num_workers
+        if workers == 1 or n > stage.split_max:
+            return False
+        return n < workers or n * stage.tiles_per_image <= workers * SPLIT_TILES
+
+    def _run_stage_split(
+        self, stage: _Stage, src: np.ndarray, dst: np.ndarray, n: int, *, first: bool
+    ) -> None:
+        if not stage.split or stage.split[-1].shape[0] < n:
+            # the stage's own input buffer is needed only when the input is the caller's (unpadded) array
+            sizes = [n if first or k else 0 for k in range(len(stage.shapes))]
+            stage.split = [
+                np.zeros((size, h + 2, w + 2, c), np.float32)
+                for size, (h, w, c) in zip(sizes, stage.shapes, strict=True)
+            ]
+        if first:
+            stage.split[0][:n, 1:-1, 1:-1] = src
+            src = stage.split[0][:n]
+        for k, layer in enumerate(stage.layers):
+            last = k == len(stage.layers) - 1
+            target = dst if last else stage.split[k + 1][:n, 1:-1, 1:-1]
+            if isinstance(layer, WinogradLayer):
+                self._winograd_split(layer, src, target, n)
+            else:
+                layer.run(src, target, self._scratch[0])
+            if not last:
+                src = stage.split[k + 1][:n]
+
+    def _winograd_split(self, layer: WinogradLayer, src: np.ndarray, dst: np.ndarray, n: int) -> None:
+        """Input transform split by images, then output channels in blocks handed out dynamically."""
+        workers, a2, tiles = self.pool.num_workers, layer.transforms.a**2, layer.th * layer.tw
+        need = layer.input_size(n)
+        if self._shared.size < need:
+            self._shared = np.empty(need, np.float32)
+        v = self._shared[:need]
+        if layer.direct(n):  # a few patches: one worker gathers them
+            layer.transform_input(src, v, v)
+        else:
+            v2 = v.reshape(a2, n * tiles * layer.cin)  # [a², T·Cin] for the whole batch
+            # Images per worker; a single image is split into bands of tile rows (its tiles are row-major).
+            count, unit, row = (layer.th, layer.tw, layer.m) if n == 1 else (n, tiles, None)
+            per = -(-count // workers)
+            spans = [(lo, min(lo + per, count)) for lo in range(0, count, per)]
+
+            def transform(worker: int, span: tuple[int, int]) -> None:
+                lo, hi = span
+                part_src = src[lo:hi] if row is None else src[:, row * lo : row * hi + 2]
+                ra, _, _ = self._scratch[worker].regions(*layer.scratch_sizes(n if row else hi - lo))
+                part = v2[:, lo * unit * layer.cin : hi * unit * layer.cin]
+                layer.transform_input(part_src, part, ra, direct=False)
+
+            self.pool.run(transform, spans)
+        # Blocks of 64 channels (whole AVX-512 vectors, GEMMs still wide): a busier core just takes fewer.
+        step = min(CHANNEL_BLOCK, -(-layer.cout // workers))
+        blocks = [(lo, min(lo + step, layer.cout)) for lo in range(0, layer.cout, step)]
+
+        def finish(worker: int, span: tuple[int, int]) -> None:
+            ra, rb, _ = self._scratch[worker].regions(*layer.scratch_sizes(n, span[1] - span[0]))
+            layer.finish(v, dst, ra, rb, channels=span)
+
+        self.pool.run(finish, blocks)
 
     def _between_buffers(self, n: int) -> list[np.ndarray]:
         if not self._between or self._between[0].shape[0] < n:
@@ -289,8 +246,9 @@ class ConvStackPlan:
 
     def _run_stage(self, stage: _Stage, src: np.ndarray, dst: np.ndarray, n: int, *, first: bool) -> None:
         workers = self.pool.num_workers
-        # Even work items, at most `stage.chunk` images each, and at least one item per worker when possible.
-        items_per_worker = -(-n // (workers * stage.chunk))
+        # Even work items of at most `stage.chunk` images, two or more per worker: the counter then hands a
+        # core that another process slows down fewer items instead of making the other core wait for it.
+        items_per_worker = max(MIN_ITEMS_PER_WORKER, -(-n // (workers * stage.chunk)))
         chunk = -(-n // (workers * items_per_worker))
         spans = [(i, min(i + chunk, n)) for i in range(0, n, chunk)]
 
@@ -328,10 +286,11 @@ class ConvStackPlan:
     def release_buffers(self) -> None:
         """Free the activation and scratch buffers (they are re-allocated by the next call)."""
         with self._lock:
-            self._between = []
-            self._scratch = [_Scratch() for _ in range(self.pool.num_workers)]
+            self._between, self._shared = [], np.empty(0, np.float32)
+            self._scratch = [Scratch() for _ in range(self.pool.num_workers)]
             for stage in self._stages:
                 stage.inner = [[] for _ in range(self.pool.num_workers)]
+                stage.split = []
 
     def close(self) -> None:
         """Stop the worker threads and free the buffers."""

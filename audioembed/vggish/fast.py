@@ -4,7 +4,8 @@
 :class:`~audioembed.nn.fused_dense.DensePlan` (fc layers split across two threads) from the model's current
 parameters, caches them, and rebuilds them when a parameter array is replaced (``load_state_dict`` and every
 cast through ``_apply`` assign new arrays; the cache holds weak references to the arrays it was built from).
-In-place writes into a parameter array cannot be seen: call :meth:`FastForward.invalidate` after those.
+In-place writes into a parameter array are not reliably seen (the plans hold transformed copies of the conv
+kernels, views of the rest): call :meth:`FastForward.invalidate` after those.
 
 The model uses it only where it is exact to the layer-by-layer path up to float32 rounding (≤ 1e-5 relative):
 eval mode, float32 parameters, and no forward hooks or pre-hooks on any replaced layer (hooks must see every
@@ -39,6 +40,16 @@ class FastForward:
         self._key: tuple[weakref.ref, ...] | None = None
         self._conv: ConvStackPlan | None = None
         self._dense: DensePlan | None = None
+
+    # Copies and pickles of a model start without plans (they hold threads and a lock): rebuilt on first use.
+    def __deepcopy__(self, memo: dict) -> FastForward:
+        return FastForward()
+
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()
 
     @staticmethod
     def applies(model: Module) -> bool:

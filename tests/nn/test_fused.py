@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from fast_reference import conv_stack, random_conv_layers, relative_error
+from naive import naive_conv2d, naive_max_pool2d, naive_relu
 
 from audioembed.errors import InvalidOptionError, ShapeError
+from audioembed.nn import fused_layers
 from audioembed.nn.fused import ConvStackPlan
-from audioembed.nn.fused_dense import DensePlan
+from audioembed.nn.fused_dense import GEMV_MAX_ROWS, DensePlan
 
 TOLERANCE = 1e-5
 
@@ -58,9 +62,69 @@ def test_small_stack_any_workers_tiles_and_chunking(num_workers: int, tile: int)
         x = rng.standard_normal((5, 16, 24, 2))  # float64 input is accepted
         y = plan(x)
         assert y.shape == (5, 4, 6, 16)
-        assert relative_error(y, conv_stack(x, layers)) <= TOLERANCE
+        expected = x
+        for weight, bias, pool in layers:  # the nn package's naive loop twins, layer by layer
+            expected = naive_relu(naive_conv2d(expected, weight, bias, stride=1, padding="same"))
+            expected = naive_max_pool2d(expected, 2) if pool else expected
+        assert relative_error(y, expected) <= TOLERANCE
     finally:
         plan.close()
+
+
+def test_batches_smaller_than_the_workers_split_by_channels(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(7)
+    layers = random_conv_layers(rng, [1, 8, 40, 24], [True, False, True])  # 40 channels: 3 uneven blocks
+    plan = ConvStackPlan(layers, input_shape=(48, 16, 1), num_workers=3)  # 12 tiles per image: Winograd
+    spans: list[tuple[int, int]] = []
+    real_run = plan.pool.run
+    monkeypatch.setattr(plan.pool, "run", lambda fn, items: (spans.extend(items), real_run(fn, items)))
+    for n in (2, 1, 4, 2):  # split, split (reused buffers), chunked, split again
+        spans.clear()
+        x = rng.standard_normal((n, 48, 16, 1)).astype(np.float32)
+        assert relative_error(plan(x), conv_stack(x, layers)) <= TOLERANCE
+        if n < 3:  # images (one image: bands of its 6 tile rows) for the input transform, then channel blocks
+            images = [(0, 2), (2, 4), (4, 6)] if n == 1 else [(0, 1), (1, 2)]
+            assert spans == [*images, (0, 14), (14, 28), (28, 40), *images, (0, 8), (8, 16), (16, 24)]
+    plan.close()
+
+
+@pytest.mark.parametrize("num_workers", [1, 2])
+def test_tiny_batches_take_the_direct_path(monkeypatch: pytest.MonkeyPatch, num_workers: int) -> None:
+    rng = np.random.default_rng(9)
+    layers = random_conv_layers(rng, [1, 8, 24, 16], [True, False, True])
+    plan = ConvStackPlan(layers, input_shape=(16, 8, 1), num_workers=num_workers)
+    assert all(layer.direct(2) for layer in plan.layers[1:])  # 2×1 tiles per image, ≤ DIRECT_MAX_TILES
+    x = rng.standard_normal((2, 16, 8, 1)).astype(np.float32)
+    y = plan(x)
+    assert relative_error(y, conv_stack(x, layers)) <= TOLERANCE
+    monkeypatch.setattr(fused_layers, "DIRECT_MAX_TILES", 0)  # the same batch through Winograd
+    assert not plan.layers[1].direct(2)
+    assert relative_error(plan(x), y.astype(np.float64)) <= TOLERANCE
+    plan.close()
+
+
+def test_concurrent_calls_are_serialised_and_correct() -> None:
+    rng = np.random.default_rng(8)
+    layers = random_conv_layers(rng, [1, 8, 16], [True, True])
+    conv = ConvStackPlan(layers, input_shape=(16, 16, 1), num_workers=2)
+    dense = DensePlan(_dense_layers(rng, [4 * 4 * 16, 32, 5], [True, False]), num_workers=2)
+    inputs = [rng.standard_normal((n, 16, 16)).astype(np.float32) for n in (1, 3, 6, 2, 5, 4)]
+    expected = [dense(conv(x).reshape(len(x), -1)) for x in inputs]
+    results: dict[int, np.ndarray] = {}
+
+    def call(index: int) -> None:
+        for _ in range(5):
+            results[index] = dense(conv(inputs[index]).reshape(len(inputs[index]), -1))
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(inputs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for index, want in enumerate(expected):
+        np.testing.assert_array_equal(results[index], want)
+    conv.close()
+    dense.close()
 
 
 def test_non_contiguous_input_and_winograd_first_layer() -> None:
@@ -83,11 +147,11 @@ def test_pool_after_patch_layer_without_pool() -> None:
     plan.close()
 
 
-def test_plan_copies_weights_at_build_time() -> None:
+def test_plan_transforms_weights_at_build_time() -> None:
     rng = np.random.default_rng(6)
     layers = random_conv_layers(rng, [1, 8, 8], [True, False])
-    plan = ConvStackPlan(layers, input_shape=(8, 8, 1), num_workers=1)
-    x = rng.standard_normal((1, 8, 8)).astype(np.float32)
+    plan = ConvStackPlan(layers, input_shape=(32, 32, 1), num_workers=1)
+    x = rng.standard_normal((1, 32, 32)).astype(np.float32)  # 16 tiles: Winograd, on the transformed kernel
     before = plan(x)
     layers[1][0][...] = 0.0  # mutating the caller's array must not change the plan
     np.testing.assert_array_equal(plan(x), before)
@@ -168,7 +232,7 @@ def _dense_reference(x, layers):
 
 
 @pytest.mark.parametrize("num_workers", [1, 2])
-@pytest.mark.parametrize("batch", [1, 3, 64])
+@pytest.mark.parametrize("batch", [1, 3, GEMV_MAX_ROWS, GEMV_MAX_ROWS + 1, 64])  # GEMV and GEMM paths
 def test_dense_plan_matches_float64(num_workers: int, batch: int) -> None:
     rng = np.random.default_rng(batch + num_workers)
     layers = _dense_layers(rng, [96, 200, 50, 7], [True, True, False])
@@ -178,6 +242,13 @@ def test_dense_plan_matches_float64(num_workers: int, batch: int) -> None:
     assert y.shape == (batch, 7) and y.dtype == np.float32
     assert relative_error(y, _dense_reference(x, layers)) <= 1e-6
     assert (y < 0).any()  # no ReLU after the last layer
+    plan.close()
+
+
+def test_dense_plan_empty_batch() -> None:
+    plan = DensePlan(_dense_layers(np.random.default_rng(0), [8, 4, 3], [True, False]))
+    y = plan(np.zeros((0, 8), np.float32))
+    assert y.shape == (0, 3) and y.dtype == np.float32
     plan.close()
 
 

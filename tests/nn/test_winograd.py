@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from fast_reference import direct_conv3x3, max_pool2x2, relative_error
+from naive import naive_conv2d
 
 from audioembed.errors import InvalidOptionError, ShapeError
+from audioembed.nn import functional as fn
+from audioembed.nn import winograd
 from audioembed.nn.winograd import (
     TileTransforms,
     conv3x3_winograd,
@@ -58,6 +61,13 @@ def test_transform_weights_shape_and_values() -> None:
     np.testing.assert_allclose(u, expected, rtol=1e-6, atol=1e-7)
 
 
+def test_transform_weights_in_blocks_gives_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    weight = np.random.default_rng(5).standard_normal((3, 3, 5, 7)).astype(np.float32)
+    whole = transform_weights(weight)
+    monkeypatch.setattr(winograd, "_TRANSFORM_BLOCK_ELEMENTS", 10)  # 2 output channels per block
+    np.testing.assert_array_equal(transform_weights(weight), whole)
+
+
 @pytest.mark.parametrize("shape", [(3, 3, 4), (3, 5, 4, 2), (2, 3, 3, 4, 4)])
 def test_transform_weights_rejects_non_3x3_kernels(shape: tuple[int, ...]) -> None:
     with pytest.raises(ShapeError, match=r"\[3, 3, Cin, Cout\] kernel, got shape"):
@@ -85,7 +95,7 @@ def test_conv_matches_direct_float64(m: int, shape: tuple[int, int, int, int], c
     bias = rng.standard_normal(cout).astype(np.float32)
     y = conv3x3_winograd(x, weight, bias, m=m)
     assert y.shape == (*shape[:3], cout) and y.dtype == np.float32
-    assert relative_error(y, direct_conv3x3(x, weight, bias)) <= TOLERANCE
+    assert relative_error(y, naive_conv2d(x, weight, bias, stride=1, padding="same")) <= TOLERANCE
 
 
 def test_conv_accepts_non_contiguous_float64_input_and_no_bias() -> None:
@@ -101,8 +111,8 @@ def test_conv_accepts_non_contiguous_float64_input_and_no_bias() -> None:
 def test_conv_accuracy_on_vggish_sized_relu_input() -> None:
     # The deepest VGGish layer shape, ReLU'd (non-negative) input as in the network: the worst measured case.
     rng = np.random.default_rng(3)
-    x = np.maximum(rng.standard_normal((4, 12, 8, 512)), 0).astype(np.float32)
-    weight = (rng.standard_normal((3, 3, 512, 512)) * np.sqrt(2 / (9 * 512))).astype(np.float32)
+    x = np.maximum(rng.standard_normal((2, 12, 8, 512)), 0).astype(np.float32)
+    weight = (rng.standard_normal((3, 3, 512, 64)) * np.sqrt(2 / (9 * 512))).astype(np.float32)
     assert relative_error(conv3x3_winograd(x, weight), direct_conv3x3(x, weight)) <= TOLERANCE
 
 
@@ -145,3 +155,65 @@ def test_pooling_order_of_output_transform(m: int) -> None:
     np.testing.assert_allclose(
         members.max(axis=0).reshape(1, m // 2, m // 2, 5), max_pool2x2(tile), rtol=1e-6
     )
+
+
+def test_conv_in_chunks_gives_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((5, 8, 8, 3)).astype(np.float32)
+    weight = rng.standard_normal((3, 3, 3, 4)).astype(np.float32)
+    whole = conv3x3_winograd(x, weight)
+    monkeypatch.setattr(winograd, "CHUNK_BYTES", 1)  # one image per chunk
+    np.testing.assert_array_equal(conv3x3_winograd(x, weight), whole)
+
+
+# --- dispatch from functional.conv2d ----------------------------------------------------------------------
+
+
+def _count_winograd_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = winograd.conv3x3_winograd
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(winograd, "conv3x3_winograd", counted)
+    return calls
+
+
+@pytest.mark.parametrize("padding", ["same", 1])
+def test_conv2d_dispatches_3x3_same_float32_to_winograd(monkeypatch: pytest.MonkeyPatch, padding) -> None:
+    calls = _count_winograd_calls(monkeypatch)
+    rng = np.random.default_rng(7)
+    base = rng.standard_normal((2, 32, 20, 24)).astype(np.float32)
+    x = np.concatenate([base[:, ::2, :, 1:21]] * 4)[:, :, ::-1]  # [8, 16, 20, 20], 2560 pixels, strided
+    assert not x.flags.c_contiguous
+    weight = rng.standard_normal((3, 3, 20, 8)).astype(np.float32)
+    bias = rng.standard_normal(8).astype(np.float32)
+    y = fn.conv2d(x, weight, bias, padding=padding)
+    assert calls == [1]
+    assert y.shape == (8, 16, 20, 8) and y.dtype == np.float32
+    expected = naive_conv2d(x, weight, bias, stride=1, padding="same")
+    assert relative_error(y, expected) <= TOLERANCE
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "dtype", "stride", "padding"),
+    [
+        ((8, 16, 20, 20), (3, 3, 20, 8), np.float64, 1, "same"),  # float64 keeps the exact reference
+        ((8, 16, 20, 20), (3, 3, 20, 8), np.float32, 2, "same"),  # strided
+        ((8, 16, 20, 20), (3, 3, 20, 8), np.float32, 1, "valid"),  # not SAME
+        ((8, 16, 20, 8), (3, 3, 8, 8), np.float32, 1, "same"),  # too few input channels
+        ((1, 8, 8, 32), (3, 3, 32, 8), np.float32, 1, "same"),  # too few pixels
+        ((8, 16, 20, 20), (5, 5, 20, 8), np.float32, 1, "same"),  # not 3×3
+    ],
+)
+def test_conv2d_keeps_im2col_where_winograd_does_not_pay(
+    monkeypatch: pytest.MonkeyPatch, x_shape, w_shape, dtype, stride, padding
+) -> None:
+    calls = _count_winograd_calls(monkeypatch)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    weight = rng.standard_normal(w_shape).astype(dtype)
+    fn.conv2d(x, weight, stride=stride, padding=padding)
+    assert calls == []
