@@ -26,6 +26,7 @@ from audioembed.errors import InvalidOptionError
 
 SHORT_CLIP_POLICIES = ("pad", "drop")  # what to do with a clip shorter than one example (0.975 s)
 RESAMPLER_METHODS = ("reference", "fast")  # resampy-exact, or a faster close approximation
+_HOP_TOLERANCE_FRAMES = 1e-4  # how far from a whole number of 10 ms frames a hop may be spelled
 
 
 def hop_to_frames(hop_seconds: Any) -> int:
@@ -51,8 +52,9 @@ def hop_to_frames(hop_seconds: Any) -> int:
         raise InvalidOptionError(f"hop_seconds must be a number of seconds, got {hop_seconds!r}")
     frames = float(hop_seconds) * FRAMES_PER_SECOND
     nearest = round(frames) if math.isfinite(frames) else 0
-    # Tolerate float spelling (0.29 * 100 = 28.999999999999996) but nothing coarser.
-    if nearest < 1 or abs(frames - nearest) > 1e-6:
+    # Tolerate float spelling: 0.29 * 100 = 28.999999999999996, and float32 hops are ~4e-6 frames off
+    # (np.float32(0.96) * 100 = 96.0000038). 1e-4 frames is 1 µs: far below any hop a user means.
+    if nearest < 1 or abs(frames - nearest) > _HOP_TOLERANCE_FRAMES:
         raise InvalidOptionError(
             f"hop_seconds must be a positive multiple of {1 / FRAMES_PER_SECOND} s, got {hop_seconds!r}"
         )

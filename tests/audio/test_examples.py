@@ -10,6 +10,7 @@ import pytest
 import soundfile
 
 from audioembed import audio
+from audioembed.audio.examples import hop_to_frames
 from audioembed.errors import InvalidAudioError, InvalidOptionError
 from tests.audio.conftest import reference_wav
 
@@ -48,6 +49,34 @@ def test_hops(hop_seconds: float, count: int, step: float) -> None:
         np.testing.assert_array_equal(log_mel[i], frames[i * hop_frames : i * hop_frames + 96])
     if hop_frames == 96:
         np.testing.assert_array_equal(log_mel, reference)
+
+
+@pytest.mark.parametrize(
+    ("hop", "frames"),
+    [
+        (np.float32(0.96), 96),
+        (np.float32(0.48), 48),
+        (np.float32(0.33), 33),
+        (np.float32(2.56), 256),
+        (np.float32(0.01), 1),
+        (np.float64(0.29), 29),
+        (0.33, 33),
+        (2.56, 256),
+        (1, 100),
+        (np.int32(3), 300),
+        (0.96 + 5e-7, 96),  # 5e-5 frames off: float noise, accepted
+    ],
+)
+def test_hop_spellings_are_accepted(hop: object, frames: int) -> None:
+    assert hop_to_frames(hop) == frames
+    front = audio.StreamingFrontEnd(16000, hop_seconds=hop)  # type: ignore[arg-type]
+    assert front.hop_seconds == frames / 100
+
+
+def test_hop_just_beyond_the_tolerance_is_rejected() -> None:
+    # 2e-6 s is 2e-4 frames: twice the tolerance, so it is a different hop, not a spelling of 0.96.
+    with pytest.raises(InvalidOptionError, match=r"multiple of 0.01 s, got 0.960002"):
+        hop_to_frames(0.96 + 2e-6)
 
 
 @pytest.mark.parametrize(
