@@ -20,6 +20,10 @@ MEL_BREAK_HZ = 700.0  # HTK mel scale: mel = MEL_HIGH_FREQUENCY_Q * ln(1 + f / M
 MEL_HIGH_FREQUENCY_Q = 1127.0
 
 # --- Limits on input (not the reference's; they turn nonsense into clear errors) --------------------
+# The lowest rate accepted. DESIGN.md promises 8 kHz (telephone audio); 4 kHz leaves headroom. Lower rates
+# are not audio for this model (no content above 2 kHz) and make upsampling to 16 kHz a CPU and memory
+# bomb: a 450-byte WAV at 1 Hz would become 208 examples after seconds of work.
+MIN_SAMPLE_RATE_HZ = 4000
 MAX_SAMPLE_RATE_HZ = 384000  # the highest rate any real converter produces
 MAX_CHANNELS = 1024  # libsndfile's own limit: more "channels" than this is a transposed array
 

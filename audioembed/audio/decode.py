@@ -19,7 +19,7 @@ from typing import IO, Any
 import numpy as np
 import soundfile
 
-from audioembed.audio.constants import MAX_CHANNELS, MAX_SAMPLE_RATE_HZ
+from audioembed.audio.constants import MAX_CHANNELS, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
 from audioembed.errors import AudioDecodeError, InvalidAudioError, InvalidOptionError
 
 AudioSource = str | os.PathLike | bytes | bytearray | memoryview | IO[bytes] | np.ndarray
@@ -44,31 +44,36 @@ _PLACEHOLDER_SIZE = 0x7FFFFFFF
 _ESTIMATED_LENGTH_FORMATS = frozenset({"MP3", "MPEG"})
 
 
-def check_sample_rate(sample_rate: Any) -> int:
+def check_sample_rate(sample_rate: Any, *, source: str = "") -> int:
     """Validate a sample rate and return it as an ``int``.
 
     Parameters
     ----------
     sample_rate : int or float
         Samples per second; an integral float (``44100.0``) is accepted.
+    source : str
+        Names where the rate came from (``"of audio 'x.wav'"``), for the error message.
 
     Returns
     -------
     int
-        The rate, in ``(0, MAX_SAMPLE_RATE_HZ]``.
+        The rate, in ``[MIN_SAMPLE_RATE_HZ, MAX_SAMPLE_RATE_HZ]`` (4000..384000 Hz).
 
     Raises
     ------
     InvalidAudioError
-        Not a number, not whole, ≤ 0, or above 384 kHz.
+        Not a number, not whole, below 4 kHz, or above 384 kHz.
     """
+    what = f"sample rate {source}".rstrip()
     if isinstance(sample_rate, (bool, np.bool_)) or not isinstance(sample_rate, (int, float, np.number)):
-        raise InvalidAudioError(f"sample rate must be a positive integer in Hz, got {sample_rate!r}")
+        raise InvalidAudioError(f"{what} must be a positive integer in Hz, got {sample_rate!r}")
     rate = float(sample_rate)
     if not math.isfinite(rate) or rate != int(rate):
-        raise InvalidAudioError(f"sample rate must be a whole number of Hz, got {sample_rate!r}")
-    if rate <= 0 or rate > MAX_SAMPLE_RATE_HZ:
-        raise InvalidAudioError(f"sample rate must be in 1..{MAX_SAMPLE_RATE_HZ} Hz, got {sample_rate!r}")
+        raise InvalidAudioError(f"{what} must be a whole number of Hz, got {sample_rate!r}")
+    if not MIN_SAMPLE_RATE_HZ <= rate <= MAX_SAMPLE_RATE_HZ:
+        raise InvalidAudioError(
+            f"{what} must be in {MIN_SAMPLE_RATE_HZ}..{MAX_SAMPLE_RATE_HZ} Hz, got {sample_rate!r}"
+        )
     return int(rate)
 
 
@@ -174,7 +179,7 @@ def decode_pcm(
     encoding : {"s16le", "f32le"}
         Signed 16-bit integers (scaled by 1/32768, as the reference does) or 32-bit floats.
     sample_rate : int
-        Validated here (1..384000 Hz) so a bad rate fails before any work.
+        Validated here (4000..384000 Hz) so a bad rate fails before any work.
     channels : int
         Samples per frame, ≥ 1.
 
@@ -382,7 +387,7 @@ def load_audio(source: AudioSource, *, sample_rate: int | None = None) -> tuple[
                 f"sample_rate={sample_rate!r} contradicts the rate of {name} ({handle.samplerate} Hz); "
                 "omit it for encoded audio"
             )
-        rate = check_sample_rate(handle.samplerate)
+        rate = check_sample_rate(handle.samplerate, source=f"of audio {name}")
         blocks = list(read_blocks(handle, name, block_frames=max(handle.frames, 1 << 20)))
     samples = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=0)
     return samples, rate

@@ -53,7 +53,7 @@ class StreamingFrontEnd:
     Parameters
     ----------
     sample_rate : int
-        Rate of the pushed samples (1..384000 Hz).
+        Rate of the pushed samples (4000..384000 Hz).
     num_channels : int
         Channels of the pushed samples; every block must have this many.
     hop_seconds : float
@@ -261,7 +261,10 @@ def iter_file_examples(
     name = repr(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else f"<{type(source).__name__}>"
     with open_audio(source) as handle:
         front = StreamingFrontEnd(
-            handle.samplerate, num_channels=handle.channels, hop_seconds=hop_seconds, resampler=resampler
+            check_sample_rate(handle.samplerate, source=f"of audio {name}"),
+            num_channels=handle.channels,
+            hop_seconds=hop_seconds,
+            resampler=resampler,
         )
         block_frames = max(1, round(float(block_seconds) * handle.samplerate))
         for block in read_blocks(handle, name, block_frames=block_frames):

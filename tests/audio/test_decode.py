@@ -196,7 +196,8 @@ def test_decode_pcm_f32le(rng: np.random.Generator) -> None:
         ({"data": b"\x00" * 4, "channels": 0}, InvalidAudioError, "channels must be an integer.*got 0"),
         ({"data": b"\x00" * 4, "channels": 1.5}, InvalidAudioError, "got 1.5"),
         ({"data": b"\x00" * 4, "sample_rate": 0}, InvalidAudioError, "got 0"),
-        ({"data": b"\x00" * 4, "sample_rate": 500000}, InvalidAudioError, "1..384000 Hz, got 500000"),
+        ({"data": b"\x00" * 4, "sample_rate": 3999}, InvalidAudioError, "4000..384000 Hz, got 3999"),
+        ({"data": b"\x00" * 4, "sample_rate": 500000}, InvalidAudioError, "4000..384000 Hz, got 500000"),
         (
             {"data": np.zeros(4, "<f4").tobytes()[:0] + b"\x00\x00\xc0\x7f", "encoding": "f32le"},
             InvalidAudioError,
@@ -237,6 +238,8 @@ def test_bad_arrays_are_rejected(array: np.ndarray, match: str) -> None:
     ("rate", "match"),
     [
         (0, "got 0"),
+        (1, r"4000\.\.384000 Hz, got 1$"),
+        (3999.0, r"4000\.\.384000 Hz, got 3999.0"),
         (-16000, "got -16000"),
         (384001, "got 384001"),
         (44100.5, "whole number of Hz, got 44100.5"),
@@ -265,6 +268,36 @@ def test_file_rate_contradiction_is_rejected(tmp_path: Path) -> None:
     ):
         audio.load_audio(path, sample_rate=44100)
     assert audio.load_audio(path, sample_rate=16000)[1] == 16000
+
+
+@pytest.mark.parametrize("rate", [1, 3999])
+def test_files_below_the_minimum_rate_are_rejected_everywhere(tmp_path: Path, rate: int) -> None:
+    # A 1 Hz WAV of 200 samples would otherwise be upsampled to 200 s at 16 kHz: seconds of CPU for nothing.
+    path = tmp_path / "slow.wav"
+    soundfile.write(path, np.zeros(200), rate, subtype="PCM_16")
+    match = rf"sample rate of audio (\S*slow\.wav'|<[\w ]+>) must be in 4000\.\.384000 Hz, got {rate}$"
+    for make_source in (lambda: path, path.read_bytes, lambda: io.BytesIO(path.read_bytes())):
+        with pytest.raises(InvalidAudioError, match=match):
+            audio.load_audio(make_source())
+        with pytest.raises(InvalidAudioError, match=match):
+            audio.extract_examples(make_source())
+        with pytest.raises(InvalidAudioError, match=match):
+            list(audio.iter_file_examples(make_source()))
+    with pytest.raises(InvalidAudioError, match=f"4000..384000 Hz, got {rate}"):
+        audio.StreamingFrontEnd(rate)
+    with pytest.raises(InvalidAudioError, match=f"4000..384000 Hz, got {rate}"):
+        audio.waveform_to_examples(np.zeros(200), rate)
+
+
+def test_the_minimum_rate_itself_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "low.wav"
+    soundfile.write(path, np.zeros(4000), 4000, subtype="PCM_16")
+    examples = audio.extract_examples(path)
+    assert (examples.sample_rate, examples.duration_seconds, examples.num_examples) == (4000, 1.0, 1)
+    assert audio.decode_pcm(b"\x00\x00", sample_rate=4000).shape == (1,)
+    front = audio.StreamingFrontEnd(4000)
+    pushed, _ = front.push(np.zeros(4000))
+    assert pushed.shape[0] + front.finish()[0].shape[0] == 1
 
 
 def test_missing_file(tmp_path: Path) -> None:
