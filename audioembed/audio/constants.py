@@ -25,6 +25,10 @@ MEL_HIGH_FREQUENCY_Q = 1127.0
 # bomb: a 450-byte WAV at 1 Hz would become 208 examples after seconds of work.
 MIN_SAMPLE_RATE_HZ = 4000
 MAX_SAMPLE_RATE_HZ = 384000  # the highest rate any real converter produces
+# Largest |sample| the front-end analyses. Far above anything meant as audio (even unscaled int32 PCM
+# passed as floats stays below it), yet it keeps the log-mel small and finite: samples near 1e307
+# overflow the FFT to inf/NaN, and ~1e300 gives log-mel ~690, garbage that must not reach the model.
+MAX_ABS_SAMPLE = 2.0**31
 MAX_CHANNELS = 1024  # libsndfile's own limit: more "channels" than this is a transposed array
 
 

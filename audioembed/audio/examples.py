@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,18 +16,54 @@ from audioembed.audio.constants import (
     EXAMPLE_WINDOW_FRAMES,
     EXAMPLE_WINDOW_SECONDS,
     FRAMES_PER_SECOND,
+    MAX_ABS_SAMPLE,
     MIN_EXAMPLE_SAMPLES,
     NUM_MEL_BANDS,
     SAMPLE_RATE_HZ,
 )
 from audioembed.audio.decode import AudioSource, check_sample_rate, check_samples, load_audio, to_mono
-from audioembed.audio.melspec import frame_examples, log_mel_spectrogram
+from audioembed.audio.melspec import frame_examples, log_mel_bound, log_mel_spectrogram
 from audioembed.audio.resample import resample
-from audioembed.errors import InvalidOptionError
+from audioembed.errors import InvalidAudioError, InvalidOptionError
 
 SHORT_CLIP_POLICIES = ("pad", "drop")  # what to do with a clip shorter than one example (0.975 s)
 RESAMPLER_METHODS = ("reference", "fast")  # resampy-exact, or a faster close approximation
 _HOP_TOLERANCE_FRAMES = 1e-4  # how far from a whole number of 10 ms frames a hop may be spelled
+# No waveform with |x| <= MAX_ABS_SAMPLE gives a log-mel above this (~29.0); anything higher, inf or NaN
+# comes from samples that are not scaled audio.
+LOG_MEL_CEILING = log_mel_bound(MAX_ABS_SAMPLE)
+
+
+def peak_abs(samples: np.ndarray) -> float:
+    """``max |samples|`` (0 for an empty array), without allocating an ``abs`` copy."""
+    if samples.size == 0:
+        return 0.0
+    return max(float(np.max(samples)), -float(np.min(samples)))
+
+
+def check_log_mel(log_mel: np.ndarray, *, peak: Callable[[], float]) -> None:
+    """Refuse log-mel values that no audio scaled to about [-1, 1] can produce, including inf and NaN.
+
+    The model batches examples of many requests together, so one non-finite example must fail its own
+    request here, not the batch. One comparison over the log-mel (64 values per 160 samples) is cheap.
+
+    Parameters
+    ----------
+    log_mel : np.ndarray [shape=(..., 64)], float64
+    peak : callable
+        Returns the peak ``|sample|`` of the source, for the message; only called on failure.
+
+    Raises
+    ------
+    InvalidAudioError
+        Some value is above :data:`LOG_MEL_CEILING` or NaN; the message names the peak ``|sample|``.
+    """
+    if not np.all(log_mel <= LOG_MEL_CEILING):  # NaN compares False, so it fails too
+        raise InvalidAudioError(
+            f"audio samples are far too large to analyse: peak |sample| is {peak():.6g} "
+            f"(any peak up to {MAX_ABS_SAMPLE:.6g} is always accepted); "
+            "audio should be scaled to about [-1, 1] (float) or passed as integer PCM"
+        )
 
 
 def hop_to_frames(hop_seconds: Any) -> int:
@@ -97,7 +134,11 @@ def resample_to_model_rate(samples: np.ndarray, sample_rate: int, *, method: str
 
 
 def waveform16k_to_examples(
-    waveform: np.ndarray, *, hop_frames: int, short_clip: str
+    waveform: np.ndarray,
+    *,
+    hop_frames: int,
+    short_clip: str,
+    peak: Callable[[], float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Log-mel examples of a 16 kHz mono waveform, applying the short-clip policy.
 
@@ -107,6 +148,9 @@ def waveform16k_to_examples(
     hop_frames : int
         From :func:`hop_to_frames`.
     short_clip : {"pad", "drop"}
+    peak : callable, optional
+        Peak ``|sample|`` of the source before down-mix and resampling, named if the log-mel is refused;
+        defaults to the waveform's.
 
     Returns
     -------
@@ -115,6 +159,11 @@ def waveform16k_to_examples(
         Start of each example in seconds.
     applied : {"none", "pad", "drop"}
         ``"none"`` when the waveform held at least one example.
+
+    Raises
+    ------
+    InvalidAudioError
+        The samples are so large that the log-mel is out of range or not finite (see :func:`check_log_mel`).
     """
     applied = "none"
     if waveform.shape[0] < MIN_EXAMPLE_SAMPLES:
@@ -124,7 +173,9 @@ def waveform16k_to_examples(
         padded = np.zeros(MIN_EXAMPLE_SAMPLES)
         padded[: waveform.shape[0]] = waveform
         waveform = padded
-    log_mel = frame_examples(log_mel_spectrogram(waveform), hop_frames=hop_frames)  # (N, 96, 64)
+    frames = log_mel_spectrogram(waveform)  # (F, 64)
+    check_log_mel(frames, peak=(lambda: peak_abs(waveform)) if peak is None else peak)
+    log_mel = frame_examples(frames, hop_frames=hop_frames)  # (N, 96, 64)
     return log_mel, example_starts(0, log_mel.shape[0], hop_frames=hop_frames), applied
 
 
@@ -171,9 +222,11 @@ def waveform_to_examples(
     hop_frames = hop_to_frames(hop_seconds)
     check_short_clip(short_clip)
     check_resampler(resampler)
-    mono = to_mono(check_samples(samples))
-    waveform = resample_to_model_rate(mono, check_sample_rate(sample_rate), method=resampler)
-    log_mel, starts, _ = waveform16k_to_examples(waveform, hop_frames=hop_frames, short_clip=short_clip)
+    checked = check_samples(samples)
+    waveform = resample_to_model_rate(to_mono(checked), check_sample_rate(sample_rate), method=resampler)
+    log_mel, starts, _ = waveform16k_to_examples(
+        waveform, hop_frames=hop_frames, short_clip=short_clip, peak=lambda: peak_abs(checked)
+    )
     return log_mel, starts
 
 
@@ -242,7 +295,9 @@ def extract_examples(
     check_resampler(resampler)
     samples, rate = load_audio(source, sample_rate=sample_rate)
     waveform = resample_to_model_rate(to_mono(samples), rate, method=resampler)
-    log_mel, starts, applied = waveform16k_to_examples(waveform, hop_frames=hop_frames, short_clip=short_clip)
+    log_mel, starts, applied = waveform16k_to_examples(
+        waveform, hop_frames=hop_frames, short_clip=short_clip, peak=lambda: peak_abs(samples)
+    )
     return Examples(
         log_mel=log_mel,
         timestamps=starts,

@@ -135,6 +135,27 @@ def stft_magnitude(samples: np.ndarray) -> np.ndarray:
     return np.abs(np.fft.rfft(frames * _default_window(), FFT_SIZE))  # (F, 257)
 
 
+def log_mel_bound(peak: float) -> float:
+    """The largest log-mel value any waveform with ``|x| <= peak`` can produce.
+
+    Each rfft bin is a sum of window-weighted samples, so ``|X_k| <= peak · Σ window``; a mel energy is a
+    non-negative weighting of those bins, so it is at most ``peak · Σ window · (largest column sum of the
+    mel matrix)``.
+
+    Parameters
+    ----------
+    peak : float
+        A bound on the absolute value of the samples.
+
+    Returns
+    -------
+    float
+        ``log(peak · Σ window · max_j Σ_k mel[k, j] + 0.01)``.
+    """
+    largest_band = float(np.max(np.sum(_default_mel_matrix(), axis=0)))
+    return float(np.log(peak * float(np.sum(_default_window())) * largest_band + LOG_OFFSET))
+
+
 def log_mel_spectrogram(samples: np.ndarray) -> np.ndarray:
     """Log-mel frames of a 16 kHz waveform: ``log(|STFT| @ mel_matrix + 0.01)``.
 
@@ -146,10 +167,21 @@ def log_mel_spectrogram(samples: np.ndarray) -> np.ndarray:
     Returns
     -------
     np.ndarray [shape=(F, 64)], float64
-        One row per 10 ms frame, ``F = 1 + (n - 400) // 160`` (0 if ``n < 400``).
+        One row per 10 ms frame, ``F = 1 + (n - 400) // 160`` (0 if ``n < 400``). Absurdly large samples
+        (~1e307) give inf or NaN here, silently: callers check the result (see ``check_log_mel``).
     """
     total = num_frames(samples.shape[0], window=STFT_WINDOW_SAMPLES, hop=STFT_HOP_SAMPLES)
     out = np.empty((total, NUM_MEL_BANDS))
+    # Overflow is reported by the callers' check of the output, with a message about the audio's scale;
+    # numpy's RuntimeWarnings would only add noise (or errors, under -W error) before it.
+    with np.errstate(over="ignore", invalid="ignore"):
+        _fill_log_mel(samples, out)
+    return out
+
+
+def _fill_log_mel(samples: np.ndarray, out: np.ndarray) -> None:
+    """Write the log-mel frames of ``samples`` into ``out`` [shape=(F, 64)], chunk by chunk."""
+    total = out.shape[0]
     for start in range(0, total, _CHUNK_FRAMES):
         stop = min(total, start + _CHUNK_FRAMES)
         # Samples of frames start..stop-1: the last frame ends STFT_WINDOW_SAMPLES after its start.
@@ -161,7 +193,6 @@ def log_mel_spectrogram(samples: np.ndarray) -> np.ndarray:
             spectrum = np.concatenate((spectrum, spectrum))  # (2, 257)
         mel = (spectrum @ _default_mel_matrix())[: stop - start]  # (stop - start, 64)
         np.log(mel + LOG_OFFSET, out=out[start:stop])
-    return out
 
 
 def frame_examples(log_mel: np.ndarray, *, hop_frames: int) -> np.ndarray:

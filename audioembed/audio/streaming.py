@@ -34,10 +34,12 @@ from audioembed.audio.decode import (
     to_mono,
 )
 from audioembed.audio.examples import (
+    check_log_mel,
     check_resampler,
     check_short_clip,
     example_starts,
     hop_to_frames,
+    peak_abs,
     waveform16k_to_examples,
 )
 from audioembed.audio.melspec import frame_examples, log_mel_spectrogram, num_frames
@@ -104,7 +106,11 @@ class StreamingFrontEnd:
         self._next_example = 0  # index of the next example to emit
         self.samples_pushed = 0  # per channel, at the source rate
         self.short_clip: str | None = None  # the policy that applied, once finished
+        # Peak |sample| pushed so far: a sample too large to analyse may surface in a later block's frames
+        # (resampler delay, STFT overlap), so the error names the peak of everything pushed.
+        self._peak = 0.0
         self._finished = False
+        self._failed = False  # a push or finish raised: the state is part-advanced, so refuse further use
 
     @property
     def duration_seconds(self) -> float:
@@ -130,15 +136,25 @@ class StreamingFrontEnd:
             Examples completed by this block (often ``k = 0``).
         starts : np.ndarray [shape=(k,)], float64
             Their start times in seconds.
+
+        Raises
+        ------
+        InvalidAudioError
+            A bad block (checked before any state changes: the front-end stays usable), or samples so large
+            that the log-mel is out of range or not finite (the front-end is then unusable).
         """
         self._check_open("push")
         block = check_samples(samples, num_channels=self.num_channels, allow_empty=True)
         if block.ndim == 2 and self.num_channels == 1:
             block = block[:, 0]
+        self._peak = max(self._peak, peak_abs(block))
         self.samples_pushed += block.shape[0]
         mono = to_mono(block)
+        self._failed = True  # until the block is fully consumed
         waveform = self._resampler.process(mono) if self._resampler is not None else mono
-        return self._consume(np.asarray(waveform, dtype=np.float64))
+        result = self._consume(np.asarray(waveform, dtype=np.float64))
+        self._failed = False
+        return result
 
     def finish(self, *, short_clip: str = "pad") -> tuple[np.ndarray, np.ndarray]:
         """Flush the resampler and framing state; return the remaining examples.
@@ -156,21 +172,21 @@ class StreamingFrontEnd:
         Raises
         ------
         InvalidAudioError
-            Nothing was pushed.
+            Nothing was pushed, or the samples are so large that the log-mel is out of range or not finite.
         """
         check_short_clip(short_clip)
         self._check_open("finish")
         if self.samples_pushed == 0:
             raise InvalidAudioError("no samples were pushed before finish(): the audio is empty")
+        self._finished = True
         tail = self._resampler.flush() if self._resampler is not None else np.zeros(0)
         log_mel, starts = self._consume(np.asarray(tail, dtype=np.float64))
-        self._finished = True
         self.short_clip = "none"
         if self._next_example == 0:
             # Never reached one example, so the head holds the whole 16 kHz waveform.
             head = np.concatenate(self._head) if self._head else np.zeros(0)
             log_mel, starts, self.short_clip = waveform16k_to_examples(
-                head, hop_frames=self._hop_frames, short_clip=short_clip
+                head, hop_frames=self._hop_frames, short_clip=short_clip, peak=lambda: self._peak
             )
             self._next_example = log_mel.shape[0]
         self._head = []
@@ -179,6 +195,8 @@ class StreamingFrontEnd:
     def _check_open(self, what: str) -> None:
         if self._finished:
             raise InvalidInputError(f"{what}() called on a StreamingFrontEnd that has already finished")
+        if self._failed:
+            raise InvalidInputError(f"{what}() called on a StreamingFrontEnd after an error: start a new one")
 
     def _consume(self, waveform: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Frame new 16 kHz samples and cut every example whose 96 frames are now complete."""
@@ -188,6 +206,7 @@ class StreamingFrontEnd:
             self._head_samples += kept.shape[0]
         buffer = np.concatenate((self._pending, waveform)) if self._pending.size else waveform
         new_frames = log_mel_spectrogram(buffer)  # (f, 64)
+        check_log_mel(new_frames, peak=lambda: self._peak)
         consumed = (
             num_frames(buffer.shape[0], window=STFT_WINDOW_SAMPLES, hop=STFT_HOP_SAMPLES) * STFT_HOP_SAMPLES
         )
