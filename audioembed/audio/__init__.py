@@ -3,7 +3,8 @@
 Decoding (:func:`load_audio`, :func:`decode_pcm`), down-mix (:func:`to_mono`), resampling to 16 kHz
 (:func:`resample`, :class:`StreamingResampler`), log-mel examples with start times
 (:func:`waveform_to_examples`, :func:`extract_examples` → :class:`Examples`), and the same in bounded
-memory for long audio (:class:`StreamingFrontEnd`, :func:`iter_file_examples`).
+memory for long audio (:class:`StreamingFrontEnd`, :func:`iter_file_examples`), and the size of a source
+before decoding it (:func:`probe` → :class:`AudioInfo`, :func:`expected_examples`).
 """
 
 from audioembed.audio.constants import (
@@ -26,6 +27,7 @@ from audioembed.audio.examples import (
 )
 from audioembed.audio.melspec import log_mel_spectrogram, mel_matrix, stft_magnitude
 from audioembed.audio.resample import StreamingResampler, resample
+from audioembed.audio.sizing import AudioInfo, expected_examples, probe
 from audioembed.audio.streaming import StreamingFrontEnd, iter_file_examples
 
 __all__ = [
@@ -39,17 +41,20 @@ __all__ = [
     "RESAMPLER_METHODS",
     "SAMPLE_RATE_HZ",
     "SHORT_CLIP_POLICIES",
+    "AudioInfo",
     "Examples",
     "StreamingFrontEnd",
     "StreamingResampler",
     "check_sample_rate",
     "check_samples",
     "decode_pcm",
+    "expected_examples",
     "extract_examples",
     "iter_file_examples",
     "load_audio",
     "log_mel_spectrogram",
     "mel_matrix",
+    "probe",
     "resample",
     "stft_magnitude",
     "to_mono",

@@ -100,6 +100,40 @@ def check_samples(samples: Any, *, num_channels: int | None = None, allow_empty:
     InvalidAudioError
         Not an array, wrong dtype or rank, no channels, too many channels, empty, or NaN/Inf.
     """
+    check_layout(samples, num_channels=num_channels, allow_empty=allow_empty)
+    if samples.dtype in _INT_SCALE:
+        return samples.astype(np.float64) * _INT_SCALE[samples.dtype]
+    out = samples.astype(np.float64, copy=False)
+    # A non-finite sample would poison every frame it touches: refuse it, saying where.
+    finite = np.isfinite(out)
+    if not finite.all():
+        index = tuple(int(i) for i in np.unravel_index(int(np.argmin(finite)), out.shape))
+        value = float(out[index])
+        raise InvalidAudioError(f"audio contains NaN or Inf (first at index {index}: {value!r})")
+    return out
+
+
+def check_layout(samples: Any, *, num_channels: int | None = None, allow_empty: bool = False) -> int:
+    """The checks of :func:`check_samples` that need no pass over the values: type, rank, channels, dtype.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,) or (n, channels)]
+    num_channels : int, optional
+        If given, the channel count the array must have.
+    allow_empty : bool
+        Accept ``n == 0``.
+
+    Returns
+    -------
+    int
+        The channel count (1 for ``[n]``).
+
+    Raises
+    ------
+    InvalidAudioError
+        As :func:`check_samples`, except for NaN/Inf.
+    """
     if not isinstance(samples, np.ndarray):
         raise InvalidAudioError(f"samples must be a numpy array, got {type(samples).__name__}")
     if samples.ndim not in (1, 2):
@@ -119,22 +153,12 @@ def check_samples(samples: Any, *, num_channels: int | None = None, allow_empty:
         raise InvalidAudioError(f"expected {num_channels} channel(s), got samples of shape {samples.shape}")
     if samples.shape[0] == 0 and not allow_empty:
         raise InvalidAudioError(f"audio is empty: samples of shape {samples.shape}")
-    if samples.dtype in _INT_SCALE:
-        out = samples.astype(np.float64) * _INT_SCALE[samples.dtype]
-    elif samples.dtype in _FLOAT_DTYPES:
-        out = samples.astype(np.float64, copy=False)
-        # A non-finite sample would poison every frame it touches: refuse it, saying where.
-        finite = np.isfinite(out)
-        if not finite.all():
-            index = tuple(int(i) for i in np.unravel_index(int(np.argmin(finite)), out.shape))
-            value = float(out[index])
-            raise InvalidAudioError(f"audio contains NaN or Inf (first at index {index}: {value!r})")
-    else:
+    if samples.dtype not in _INT_SCALE and samples.dtype not in _FLOAT_DTYPES:
         raise InvalidAudioError(
             f"unsupported sample dtype {samples.dtype}: "
             "use float32/float64 in [-1, 1] or int8/int16/int32 PCM"
         )
-    return out
+    return channels
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:
@@ -227,7 +251,8 @@ def decode_pcm(
     return samples if channels == 1 else samples.reshape(-1, int(channels))  # (n, channels)
 
 
-def _describe(source: Any) -> str:
+def describe(source: Any) -> str:
+    """A short name of an audio source for messages: the path, ``<N bytes>`` or ``<type>``."""
     if isinstance(source, (str, os.PathLike)):
         return repr(os.fspath(source))
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -257,7 +282,7 @@ def open_audio(
     AudioDecodeError
         Missing file, empty data, unknown / garbled / truncated container.
     """
-    name = _describe(source)
+    name = describe(source)
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if not os.path.isfile(path):
@@ -349,6 +374,24 @@ def read_blocks(handle: soundfile.SoundFile, name: str, *, block_frames: int) ->
         raise InvalidAudioError(f"audio {name} contains no samples")
 
 
+def file_sample_rate(handle: soundfile.SoundFile, name: str, *, sample_rate: Any = None) -> int:
+    """The validated rate of an open file; a caller's ``sample_rate``, if given, must agree with it.
+
+    Raises
+    ------
+    InvalidAudioError
+        The file's rate (or the caller's) is outside 4000..384000 Hz.
+    InvalidOptionError
+        ``sample_rate`` contradicts the file's rate.
+    """
+    if sample_rate is not None and check_sample_rate(sample_rate) != handle.samplerate:
+        raise InvalidOptionError(
+            f"sample_rate={sample_rate!r} contradicts the rate of {name} ({handle.samplerate} Hz); "
+            "omit it for encoded audio"
+        )
+    return check_sample_rate(handle.samplerate, source=f"of audio {name}")
+
+
 def load_audio(source: AudioSource, *, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
     """Load audio from any supported source at its native rate.
 
@@ -380,14 +423,9 @@ def load_audio(source: AudioSource, *, sample_rate: int | None = None) -> tuple[
         if sample_rate is None:
             raise InvalidOptionError("an array of samples needs its sample_rate=...")
         return check_samples(source), check_sample_rate(sample_rate)
-    name = _describe(source)
+    name = describe(source)
     with open_audio(source) as handle:
-        if sample_rate is not None and check_sample_rate(sample_rate) != handle.samplerate:
-            raise InvalidOptionError(
-                f"sample_rate={sample_rate!r} contradicts the rate of {name} ({handle.samplerate} Hz); "
-                "omit it for encoded audio"
-            )
-        rate = check_sample_rate(handle.samplerate, source=f"of audio {name}")
+        rate = file_sample_rate(handle, name, sample_rate=sample_rate)
         blocks = list(read_blocks(handle, name, block_frames=max(handle.frames, 1 << 20)))
     samples = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=0)
     return samples, rate
