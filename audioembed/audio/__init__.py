@@ -17,7 +17,7 @@ from audioembed.audio.constants import (
     NUM_MEL_BANDS,
     SAMPLE_RATE_HZ,
 )
-from audioembed.audio.decode import check_sample_rate, check_samples, decode_pcm, load_audio, to_mono
+from audioembed.audio.decode import decode_pcm, load_audio
 from audioembed.audio.examples import (
     RESAMPLER_METHODS,
     SHORT_CLIP_POLICIES,
@@ -27,6 +27,7 @@ from audioembed.audio.examples import (
 )
 from audioembed.audio.melspec import log_mel_spectrogram, mel_matrix, stft_magnitude
 from audioembed.audio.resample import StreamingResampler, resample
+from audioembed.audio.samples import check_sample_rate, check_samples, to_mono
 from audioembed.audio.sizing import AudioInfo, expected_examples, probe
 from audioembed.audio.streaming import StreamingFrontEnd, iter_file_examples
 

@@ -21,9 +21,10 @@ from audioembed.audio.constants import (
     NUM_MEL_BANDS,
     SAMPLE_RATE_HZ,
 )
-from audioembed.audio.decode import AudioSource, check_sample_rate, check_samples, load_audio, to_mono
+from audioembed.audio.decode import AudioSource, load_audio
 from audioembed.audio.melspec import frame_examples, log_mel_bound, log_mel_spectrogram
 from audioembed.audio.resample import resample
+from audioembed.audio.samples import check_sample_rate, check_samples, to_mono
 from audioembed.errors import InvalidAudioError, InvalidOptionError
 
 SHORT_CLIP_POLICIES = ("pad", "drop")  # what to do with a clip shorter than one example (0.975 s)

@@ -21,16 +21,10 @@ from audioembed.audio.constants import (
     STFT_HOP_SAMPLES,
     STFT_WINDOW_SAMPLES,
 )
-from audioembed.audio.decode import (
-    AudioSource,
-    check_layout,
-    check_sample_rate,
-    describe,
-    file_sample_rate,
-    open_audio,
-)
+from audioembed.audio.decode import AudioSource, describe, file_sample_rate, open_audio
 from audioembed.audio.examples import check_short_clip, hop_to_frames
 from audioembed.audio.melspec import num_frames
+from audioembed.audio.samples import check_layout, check_sample_rate
 from audioembed.errors import AudioDecodeError, InvalidAudioError, InvalidOptionError
 
 # A duration is n / rate for whole n, so n · 16000 / rate is either a whole number or at least

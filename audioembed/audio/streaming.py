@@ -26,13 +26,7 @@ from audioembed.audio.constants import (
     STFT_HOP_SAMPLES,
     STFT_WINDOW_SAMPLES,
 )
-from audioembed.audio.decode import (
-    check_sample_rate,
-    check_samples,
-    open_audio,
-    read_blocks,
-    to_mono,
-)
+from audioembed.audio.decode import open_audio, read_blocks
 from audioembed.audio.examples import (
     check_log_mel,
     check_resampler,
@@ -44,6 +38,7 @@ from audioembed.audio.examples import (
 )
 from audioembed.audio.melspec import frame_examples, log_mel_spectrogram, num_frames
 from audioembed.audio.resample import StreamingResampler
+from audioembed.audio.samples import check_sample_rate, check_samples, to_mono
 from audioembed.errors import InvalidAudioError, InvalidInputError, InvalidOptionError
 
 DEFAULT_BLOCK_SECONDS = 10.0  # decode granularity of iter_file_examples: ~7 MB for 44.1 kHz stereo
