@@ -219,6 +219,14 @@ def waveform_to_examples(
     log_mel : np.ndarray [shape=(N, 96, 64)], float64
     starts : np.ndarray [shape=(N,)], float64
         Start of each example in seconds of the source.
+
+    Raises
+    ------
+    InvalidAudioError
+        Bad samples or rate (see :func:`~audioembed.audio.check_samples`), or samples so large that the
+        log-mel would be out of range or not finite (the message names the peak ``|sample|``).
+    InvalidOptionError
+        A bad hop, short-clip policy or resampler name.
     """
     hop_frames = hop_to_frames(hop_seconds)
     check_short_clip(short_clip)
@@ -290,6 +298,11 @@ def extract_examples(
     Returns
     -------
     Examples
+
+    Raises
+    ------
+    AudioDecodeError, InvalidAudioError, InvalidOptionError
+        As for :func:`~audioembed.audio.load_audio` and :func:`waveform_to_examples`.
     """
     hop_frames = hop_to_frames(hop_seconds)
     check_short_clip(short_clip)
