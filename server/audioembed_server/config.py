@@ -31,7 +31,7 @@ class ServerConfig:
     resampler: str = "reference"  # "reference" (matches the reference's resampy) or "fast" (polyphase)
     allow_download: bool = False  # fetch the official files when no weights are given and none are cached
     max_batch_examples: int = 64  # examples per model batch: VGGish throughput flattens out around here
-    max_queue_delay_ms: float = 5.0  # how long the first queued example waits for others to fill the batch
+    max_queue_delay_ms: float = 25.0  # how long the first queued example waits for others to fill the batch
     max_queue_examples: int = 2048  # bounded queue (~100 MB of float64 log-mel); beyond: RESOURCE_EXHAUSTED
     max_batch_items: int = 256  # clips per EmbedBatch call
     max_receive_message_mb: float = 64.0  # gRPC's default 4 MiB is only ~131 s of 16 kHz int16 mono

@@ -20,6 +20,8 @@ def test_defaults_without_flags_or_environment():
     config = config_from(_parse(), env={})
     assert config == ServerConfig()
     assert (config.port, config.max_receive_message_bytes, config.tls) == (50051, 64 * 1024 * 1024, False)
+    # 25 ms: 16 concurrent 4 s clients reach 0.84x in-process throughput (0.59x at 5 ms).
+    assert config.max_queue_delay_ms == 25.0
 
 
 def test_environment_fills_in_and_flags_win():
