@@ -44,6 +44,7 @@ from audioembed_server.status import (
     rpc,
     status_for,
 )
+from audioembed_server.streams import IdleTimeoutReader, StreamSlots
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name[
     "EmbeddingService"
@@ -72,6 +73,7 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
         self.load_error: BaseException | None = None
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
+        self.streams = StreamSlots(config.max_concurrent_streams)  # type: ignore[arg-type]
 
     @property
     def in_flight(self) -> int:
@@ -259,6 +261,20 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
         stats: CallStats,
     ) -> Iterator[pb.EmbedStreamResponse]:
         engine = self._engine()
+        with self.streams.hold():
+            reader = IdleTimeoutReader(request_iterator, idle_seconds=self.config.stream_idle_seconds)
+            try:
+                yield from self._embed_stream(engine, reader, context, stats)
+            finally:
+                reader.close()
+
+    def _embed_stream(
+        self,
+        engine: Engine,
+        request_iterator: Iterator[pb.EmbedStreamRequest],
+        context: grpc.ServicerContext,
+        stats: CallStats,
+    ) -> Iterator[pb.EmbedStreamResponse]:
         first = next(request_iterator, None)
         if first is None or first.WhichOneof("payload") != "config":
             raise InvalidOptionError("the first EmbedStream message must carry `config` (format and options)")
