@@ -3,7 +3,12 @@
 Many short clips would waste the model if each ran alone (a 1-example batch is ~4× slower per example than
 64). :class:`ExampleBatcher` queues the examples of consecutive inputs, runs the model only on full
 batches, scatters the output rows back to the inputs they came from, and releases inputs in the order
-they were added as soon as all their rows are computed.
+they were started as soon as they are finished and all their rows are computed. An input's rows may
+arrive in several blocks (a long file decoded piece by piece), so memory stays bounded by the batch.
+
+One input must not fail the others: when the model refuses a batch holding rows of several inputs (an
+:class:`~audioembed.errors.InvalidInputError`, e.g. non-finite values), each input's rows are re-run alone
+and only the culprit is marked failed.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
+from audioembed.errors import AudioEmbedError, InvalidInputError
 from audioembed.vggish.params import EMBEDDING_SIZE
 
 Tag = TypeVar("Tag")
@@ -22,35 +28,45 @@ ModelOutput = tuple[np.ndarray, np.ndarray | None]
 RunModel = Callable[[np.ndarray], ModelOutput]
 
 
-@dataclass
-class _Pending(Generic[Tag]):
-    """One input waiting for its rows: the rows computed so far, and how many are still queued."""
+@dataclass(eq=False)
+class PendingInput(Generic[Tag]):
+    """One input in the batcher: rows queued and computed so far, whether more may come, its failure."""
 
     tag: Tag
-    num_rows: int
+    queued_rows: int = 0
+    finished: bool = False
+    error: AudioEmbedError | None = None  # the front-end's or the model's refusal of this input
     raw_parts: list[np.ndarray] = field(default_factory=list)
     quantized_parts: list[np.ndarray] = field(default_factory=list)
 
     @property
+    def computed_rows(self) -> int:
+        return sum(part.shape[0] for part in self.raw_parts)
+
+    @property
     def done(self) -> bool:
-        return sum(part.shape[0] for part in self.raw_parts) == self.num_rows
+        return self.finished and (self.error is not None or self.computed_rows == self.queued_rows)
 
 
 @dataclass(frozen=True)
 class Completed(Generic[Tag]):
-    """An input whose rows are all computed.
+    """An input whose rows are all computed (or that failed in the model).
 
     Attributes
     ----------
     tag : object
-        What the caller attached to the input in :meth:`ExampleBatcher.add`.
+        What the caller attached to the input in :meth:`ExampleBatcher.start`.
     raw : np.ndarray [shape=(N, 128), float32]
     quantized : np.ndarray [shape=(N, 128), uint8] or None
+    error : AudioEmbedError or None
+        Set when the input could not be read or the model refused its rows; ``raw`` and ``quantized``
+        are then empty.
     """
 
     tag: Tag
     raw: np.ndarray
     quantized: np.ndarray | None
+    error: AudioEmbedError | None = None
 
 
 class ExampleBatcher(Generic[Tag]):
@@ -72,9 +88,9 @@ class ExampleBatcher(Generic[Tag]):
         self._run_model = run_model
         self._batch_size = batch_size
         self._with_quantized = with_quantized
-        self._inputs: deque[_Pending[Tag]] = deque()
-        # Rows not yet computed, each segment with the input it belongs to, in input order.
-        self._segments: deque[tuple[_Pending[Tag], np.ndarray]] = deque()
+        self._inputs: deque[PendingInput[Tag]] = deque()
+        # Rows not yet computed, each segment with the input it belongs to, in arrival order.
+        self._segments: deque[tuple[PendingInput[Tag], np.ndarray]] = deque()
         self._queued_rows = 0
 
     @property
@@ -82,62 +98,106 @@ class ExampleBatcher(Generic[Tag]):
         """Rows waiting for a model call."""
         return self._queued_rows
 
-    def add(self, tag: Tag, log_mel: np.ndarray) -> Iterator[Completed[Tag]]:
-        """Queue one input's examples; run every full batch now possible; yield inputs that completed.
-
-        Parameters
-        ----------
-        tag : object
-            Returned with the input's rows in :class:`Completed`.
-        log_mel : np.ndarray [shape=(N, 96, 64)]
-            The input's examples; N may be 0.
-        """
-        pending = _Pending(tag=tag, num_rows=int(log_mel.shape[0]))
+    def start(self, tag: Tag) -> PendingInput[Tag]:
+        """Register the next input; results are released in the order inputs are started."""
+        pending = PendingInput(tag=tag)
         self._inputs.append(pending)
-        if pending.num_rows:
+        return pending
+
+    def extend(self, pending: PendingInput[Tag], log_mel: np.ndarray) -> Iterator[Completed[Tag]]:
+        """Queue rows [k, 96, 64] of ``pending``; run every full batch; yield inputs that completed."""
+        if pending.finished:
+            raise ValueError("rows added to an input that was already finished")
+        if log_mel.shape[0]:
+            pending.queued_rows += int(log_mel.shape[0])
             self._segments.append((pending, log_mel))
-            self._queued_rows += pending.num_rows
+            self._queued_rows += int(log_mel.shape[0])
         while self._queued_rows >= self._batch_size:
             self._run_one_batch(self._batch_size)
         yield from self._release_finished()
 
+    def finish(self, pending: PendingInput[Tag]) -> Iterator[Completed[Tag]]:
+        """Declare that ``pending`` has no more rows; yield inputs that became complete."""
+        pending.finished = True
+        yield from self._release_finished()
+
+    def add(self, tag: Tag, log_mel: np.ndarray) -> Iterator[Completed[Tag]]:
+        """Start, extend and finish one input in a single call (all its rows at once)."""
+        pending = self.start(tag)
+        yield from self.extend(pending, log_mel)
+        yield from self.finish(pending)
+
     def flush(self) -> Iterator[Completed[Tag]]:
-        """Run whatever is queued (batches of at most ``batch_size``) and yield every remaining input."""
+        """Run whatever is queued (batches of at most ``batch_size``) and yield every finished input."""
         while self._queued_rows:
             self._run_one_batch(min(self._batch_size, self._queued_rows))
         yield from self._release_finished()
 
     def _run_one_batch(self, size: int) -> None:
-        owners: list[tuple[_Pending[Tag], int]] = []
-        pieces: list[np.ndarray] = []
+        owners: list[tuple[PendingInput[Tag], np.ndarray]] = []
         needed = size
         while needed:
             pending, rows = self._segments[0]
             take = min(needed, rows.shape[0])
-            pieces.append(rows[:take])
-            owners.append((pending, take))
+            owners.append((pending, rows[:take]))
             if take == rows.shape[0]:
                 self._segments.popleft()
             else:
                 self._segments[0] = (pending, rows[take:])
             needed -= take
-        batch = np.concatenate(pieces, axis=0).astype(np.float32, copy=False)  # [size, 96, 64]
         self._queued_rows -= size
+        live = [(pending, rows) for pending, rows in owners if pending.error is None]
+        if not live:
+            return
+        try:
+            raw, quantized = self._run([rows for _, rows in live])
+        except InvalidInputError as error:
+            culprits = {id(pending): pending for pending, _ in live}
+            if len(culprits) == 1:  # one input's rows only: it is the culprit
+                next(iter(culprits.values())).error = error
+                return
+            for pending, rows in live:  # several inputs: re-run each one's rows alone to find the culprit
+                self._run_alone(pending, rows)
+            return
+        start = 0
+        for pending, rows in live:
+            self._store(pending, raw[start : start + len(rows)], quantized, start)
+            start += len(rows)
+
+    def _run(self, pieces: list[np.ndarray]) -> ModelOutput:
+        batch = np.concatenate(pieces, axis=0).astype(np.float32, copy=False)  # [B, 96, 64]
         raw, quantized = self._run_model(batch)
         if (quantized is not None) != self._with_quantized:
             raise RuntimeError(
                 f"run_model returned quantized={quantized is not None}, expected {self._with_quantized}"
             )
-        start = 0
-        for pending, count in owners:
-            pending.raw_parts.append(raw[start : start + count])
-            if quantized is not None:  # same for every batch: checked above
-                pending.quantized_parts.append(quantized[start : start + count])
-            start += count
+        return raw, quantized
+
+    def _run_alone(self, pending: PendingInput[Tag], rows: np.ndarray) -> None:
+        if pending.error is not None:
+            return
+        try:
+            raw, quantized = self._run([rows])
+        except InvalidInputError as error:
+            pending.error = error
+            return
+        self._store(pending, raw, quantized, 0)
+
+    def _store(
+        self, pending: PendingInput[Tag], raw: np.ndarray, quantized: np.ndarray | None, start: int
+    ) -> None:
+        pending.raw_parts.append(raw)
+        if quantized is not None:
+            pending.quantized_parts.append(quantized[start : start + raw.shape[0]])
 
     def _release_finished(self) -> Iterator[Completed[Tag]]:
         while self._inputs and self._inputs[0].done:
             pending = self._inputs.popleft()
+            if pending.error is not None:
+                empty = np.zeros((0, EMBEDDING_SIZE), np.float32)
+                quantized = np.zeros((0, EMBEDDING_SIZE), np.uint8) if self._with_quantized else None
+                yield Completed(tag=pending.tag, raw=empty, quantized=quantized, error=pending.error)
+                continue
             yield Completed(
                 tag=pending.tag,
                 raw=_stack(pending.raw_parts, np.float32),

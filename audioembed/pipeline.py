@@ -10,18 +10,16 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
 import numpy as np
 
 from audioembed import audio
-from audioembed.audio.constants import EXAMPLE_WINDOW_FRAMES, NUM_MEL_BANDS
-from audioembed.batching import ExampleBatcher
+from audioembed.batching import Completed, ExampleBatcher, PendingInput
 from audioembed.errors import AudioEmbedError, InvalidOptionError
+from audioembed.feeding import InputState, PieceProducer, extract, input_pieces, with_rate
 from audioembed.model_bundle import ModelBundle, load_model_bundle
-from audioembed.nn.threads import blas_threads
 from audioembed.options import EmbedOptions
 from audioembed.result import EmbeddingResult, ModelInfo
 
@@ -75,7 +73,8 @@ class Embedder:
     allow_download : bool
         Whether missing weights may be fetched from the official URLs.
     prefetch : int
-        How many inputs :meth:`embed_many` decodes ahead of the model (bounded, so memory is too).
+        How far :meth:`embed_many` decodes ahead of the model, in inputs (or 10 s blocks of long ones):
+        bounded, so memory is too.
     """
 
     def __init__(
@@ -137,9 +136,23 @@ class Embedder:
         EmbeddingResult
             ``N`` rows, one per example; ``N = 0`` only with ``short_clip="drop"`` on a short input.
         """
-        examples = self.extract(source, sample_rate, hop_seconds=hop_seconds, short_clip=short_clip)
-        raw, quantized = self.run_model(examples.log_mel)
-        return self.make_result(examples, raw, quantized)
+        options = self.options.override(hop_seconds=hop_seconds, short_clip=short_clip)
+        item = source if sample_rate is None else with_rate(source, sample_rate)
+        batcher = self._new_batcher()
+        pending = batcher.start(None)
+        summary: audio.Examples | None = None
+        done = []
+        for piece in input_pieces(item, options):
+            if isinstance(piece, audio.Examples):
+                summary = piece
+            else:
+                done += batcher.extend(pending, piece)
+        done += batcher.finish(pending)
+        done += batcher.flush()
+        (completed,) = done
+        if completed.error is not None:
+            raise completed.error
+        return self.make_result(summary, completed.raw, completed.quantized)
 
     def embed_many(
         self,
@@ -151,8 +164,9 @@ class Embedder:
     ) -> Iterator[EmbeddingResult | FailedInput]:
         """Embed many inputs, filling model batches across them; yield results in input order.
 
-        Inputs are decoded ``prefetch`` ahead on a worker thread while the model runs, so the model does
-        not wait on I/O. Arrays must come as ``(array, sample_rate)`` tuples.
+        Inputs are decoded ahead on a worker thread while the model runs, so the model does not wait on
+        I/O; encoded inputs are decoded in 10 s blocks, so a long file never sits in memory whole. Arrays
+        must come as ``(array, sample_rate)`` tuples.
 
         Parameters
         ----------
@@ -172,23 +186,29 @@ class Embedder:
         if errors not in ("raise", "return"):
             raise InvalidOptionError(f"errors must be 'raise' or 'return', got {errors!r}")
         options = self.options.override(hop_seconds=hop_seconds, short_clip=short_clip)
-        batcher: ExampleBatcher[tuple[int, AudioSource, audio.Examples | AudioEmbedError]] = ExampleBatcher(
-            self.run_model, batch_size=self.batch_size, with_quantized=self._bundle.postprocessor is not None
-        )
-        empty = np.zeros((0, EXAMPLE_WINDOW_FRAMES, NUM_MEL_BANDS), dtype=np.float32)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audioembed-decode") as pool:
-            for index, source, future in _prefetched(pool, sources, options, self.prefetch):
-                try:
-                    examples: audio.Examples | AudioEmbedError = future.result()
-                except AudioEmbedError as error:
-                    if errors == "raise":
-                        raise
-                    examples = error
-                log_mel = examples.log_mel if isinstance(examples, audio.Examples) else empty
-                for done in batcher.add((index, source, examples), log_mel):
-                    yield self._finish(done.tag, done.raw, done.quantized)
+        batcher = self._new_batcher()
+        with PieceProducer(sources, options, queue_size=2 * self.prefetch) as producer:
+            states: dict[int, tuple[InputState, PendingInput]] = {}
+            for index, source, piece in producer:
+                if index not in states:
+                    state = InputState(index, source)
+                    states[index] = (state, batcher.start(state))
+                state, pending = states[index]
+                if isinstance(piece, np.ndarray):
+                    completions = batcher.extend(pending, piece)
+                else:
+                    if isinstance(piece, AudioEmbedError):
+                        pending.error = piece  # its queued rows are skipped
+                    else:
+                        state.summary = piece
+                    completions = batcher.finish(pending)
+                    del states[index]
+                for done in completions:
+                    yield self._finish(done, errors)
+                if isinstance(piece, AudioEmbedError) and errors == "raise":
+                    break  # stop reading; the flush below yields what came before, then raises
             for done in batcher.flush():
-                yield self._finish(done.tag, done.raw, done.quantized)
+                yield self._finish(done, errors)
 
     # --- the stages, for servers that schedule them themselves -------------------------------------------
 
@@ -202,7 +222,7 @@ class Embedder:
     ) -> audio.Examples:
         """Run the front-end only: decode, down-mix, resample, log-mel, frame. Thread-safe."""
         options = self.options.override(hop_seconds=hop_seconds, short_clip=short_clip)
-        return _extract(source, sample_rate, options)
+        return extract(source, sample_rate, options)
 
     def run_model(self, log_mel: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Run VGGish (and the postprocessor, when loaded) on examples. Thread-safe.
@@ -248,58 +268,18 @@ class Embedder:
             short_clip=examples.short_clip,
         )
 
-    def _finish(
-        self,
-        tag: tuple[int, AudioSource, audio.Examples | AudioEmbedError],
-        raw: np.ndarray,
-        quantized: np.ndarray | None,
-    ) -> EmbeddingResult | FailedInput:
-        index, source, examples = tag
-        if isinstance(examples, AudioEmbedError):
-            return FailedInput(index=index, source=describe_source(source), error=examples)
-        return self.make_result(examples, raw, quantized)
+    def _finish(self, done: Completed, errors: str) -> EmbeddingResult | FailedInput:
+        state: InputState = done.tag
+        if done.error is not None:
+            if errors == "raise":
+                raise done.error
+            return FailedInput(index=state.index, source=describe_source(state.source), error=done.error)
+        return self.make_result(state.summary, done.raw, done.quantized)
 
-
-def _extract(source: AudioSource, sample_rate: int | None, options: EmbedOptions) -> audio.Examples:
-    if isinstance(source, tuple):
-        if len(source) != 2 or sample_rate is not None:
-            raise InvalidOptionError(
-                f"a tuple input must be (samples, sample_rate) with no separate sample_rate, got a "
-                f"{len(source)}-tuple and sample_rate={sample_rate!r}"
-            )
-        source, sample_rate = source
-    # One BLAS thread: the front-end's matrix products are small, so OpenBLAS's extra threads only spin and
-    # steal the core the model's workers need (measured: front-end busy time 6.2 s -> 2.8 s on 100 clips).
-    # The limit is reference-counted and shared with the model's engine, so it is lifted only when neither
-    # stage is running.
-    with blas_threads(1):
-        return audio.extract_examples(
-            source,
-            sample_rate=sample_rate,
-            hop_seconds=options.hop_seconds,
-            short_clip=options.short_clip,
-            resampler=options.resampler,
+    def _new_batcher(self) -> ExampleBatcher:
+        return ExampleBatcher(
+            self.run_model, batch_size=self.batch_size, with_quantized=self._bundle.postprocessor is not None
         )
-
-
-def _prefetched(
-    pool: ThreadPoolExecutor,
-    sources: Iterable[AudioSource],
-    options: EmbedOptions,
-    depth: int,
-) -> Iterator[tuple[int, AudioSource, Future[audio.Examples]]]:
-    """Submit front-end work up to ``depth`` inputs ahead; yield (index, source, future) in order."""
-    window: list[tuple[int, AudioSource, Future[audio.Examples]]] = []
-    try:
-        for index, source in enumerate(sources):
-            window.append((index, source, pool.submit(_extract, source, None, options)))
-            if len(window) > depth:
-                yield window.pop(0)
-        while window:
-            yield window.pop(0)
-    finally:
-        for _, _, future in window:  # the caller stopped early: don't decode what nobody will read
-            future.cancel()
 
 
 def describe_source(source: AudioSource) -> str:

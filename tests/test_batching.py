@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from audioembed.batching import ExampleBatcher
+from audioembed.errors import InvalidInputError
 
 
 class RecordingModel:
@@ -79,3 +80,36 @@ def test_model_disagreeing_about_quantized_output_is_an_error():
 def test_batch_size_must_be_positive():
     with pytest.raises(ValueError, match="got 0"):
         ExampleBatcher(RecordingModel(), batch_size=0, with_quantized=True)
+
+
+def test_an_input_may_arrive_in_blocks_and_is_released_only_when_finished():
+    model = RecordingModel()
+    batcher = ExampleBatcher(model, batch_size=4, with_quantized=True)
+    long_input = batcher.start("long")
+    assert list(batcher.extend(long_input, examples(1.0, 3))) == []
+    assert list(batcher.extend(long_input, examples(1.0, 3))) == []  # a batch ran, but "long" is not finished
+    assert model.batch_sizes == [4]
+    done = [*batcher.finish(long_input), *batcher.add("next", examples(2.0, 2))]
+    assert [d.tag for d in done] == ["long", "next"]
+    assert done[0].raw.shape == (6, 128) and done[1].raw.shape == (2, 128)
+    with pytest.raises(ValueError, match="already finished"):
+        list(batcher.extend(long_input, examples(1.0, 1)))
+
+
+class RefusingModel(RecordingModel):
+    """Refuses (like the postprocessor) any batch holding a NaN row."""
+
+    def __call__(self, log_mel):
+        if np.isnan(log_mel).any():
+            raise InvalidInputError("non-finite embedding values")
+        return super().__call__(log_mel)
+
+
+def test_one_refused_input_does_not_fail_the_others_in_its_batch():
+    model = RefusingModel()
+    inputs = [("good1", examples(1.0, 2)), ("bad", examples(np.nan, 1)), ("good2", examples(3.0, 1))]
+    done = run(ExampleBatcher(model, batch_size=4, with_quantized=True), inputs)
+    assert [d.tag for d in done] == ["good1", "bad", "good2"]
+    assert done[0].error is None and done[2].error is None
+    np.testing.assert_array_equal(done[2].raw, 3.0)
+    assert isinstance(done[1].error, InvalidInputError) and done[1].raw.shape == (0, 128)

@@ -151,3 +151,44 @@ def test_file_object_is_read_not_closed(embedder, tmp_path):
     buffer.seek(0)
     assert embedder.embed(buffer).num_examples == 1
     assert not buffer.closed
+
+
+def test_embed_many_raise_yields_the_inputs_before_the_bad_one_first(synthetic_weights, tmp_path):
+    embedder = Embedder(synthetic_weights, batch_size=64)  # the good inputs sit in a half-full batch
+    items = [(np.sin(np.linspace(0, 900, 16000)), 16000), (np.sin(np.linspace(0, 500, 48000)), 16000)]
+    results = embedder.embed_many([*items, b"garbage", items[0]])
+    assert [r.num_examples for r in (next(results), next(results))] == [1, 3]
+    with pytest.raises(AudioDecodeError):
+        next(results)
+
+
+def test_a_file_longer_than_one_decode_block_equals_the_one_shot_front_end(embedder, tmp_path):
+    path = tmp_path / "long.flac"
+    samples = write_tone(path, seconds=23.3, rate=44100, channels=2, subtype="PCM_16")  # 3 blocks of 10 s
+    streamed = embedder.embed(path)
+    decoded, rate = sf.read(path, dtype="int16")
+    one_shot = embedder.embed(decoded.astype(np.float64) / 32768.0, rate)
+    assert samples.shape[0] == decoded.shape[0] and streamed.num_examples == 24
+    assert_same_result(streamed, one_shot, rtol=1e-5)
+    assert streamed.duration_seconds == pytest.approx(23.3, abs=1e-4)
+
+
+def test_decoding_ahead_uses_memory_bounded_by_the_block_not_the_file(tmp_path):
+    import tracemalloc
+
+    from audioembed.feeding import input_pieces
+    from audioembed.options import EmbedOptions
+
+    def peak_bytes(seconds: float) -> int:
+        path = tmp_path / f"{seconds}.wav"
+        write_tone(path, seconds=seconds, rate=16000)
+        tracemalloc.start()
+        try:
+            for _ in input_pieces(path, EmbedOptions()):
+                pass
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    short, long = peak_bytes(30.0), peak_bytes(300.0)
+    assert long < 1.5 * short  # ten times the audio, about the same peak (one-shot would need 10x)

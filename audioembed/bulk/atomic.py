@@ -26,9 +26,18 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
         with handle:
             yield handle
             handle.flush()
+            # NamedTemporaryFile creates 0600; a finished output gets what any new file would (0666 - umask).
+            os.fchmod(handle.fileno(), 0o666 & ~_current_umask())
             os.fsync(handle.fileno())
         os.replace(handle.name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(handle.name)
         raise
+
+
+def _current_umask() -> int:
+    """The process umask (reading it means setting it; done back to back, it is restored at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -41,8 +41,13 @@ class OutputWriter(Protocol):
         """Discard anything not yet final (the run was interrupted or failed fast)."""
 
 
-def open_writer(destination: str, *, overwrite: bool, needs_quantized: bool) -> OutputWriter:
+def open_writer(
+    destination: str, *, overwrite: bool, needs_quantized: bool, provenance: dict[str, str] | None = None
+) -> OutputWriter:
     """Pick the writer from the destination's suffix: ``.jsonl``, ``.tfrecord``, otherwise a directory.
+
+    ``provenance`` (weights sha256, source, synthetic flag) is stored with every ``.npz`` and ``.jsonl``
+    record, so outputs made with synthetic or different weights can always be told apart.
 
     Raises
     ------
@@ -64,17 +69,18 @@ def open_writer(destination: str, *, overwrite: bool, needs_quantized: bool) -> 
                     "load PCA parameters (--pca) and do not use --output raw"
                 )
             return TFRecordWriter(path)
-        return JsonLinesWriter(path)
+        return JsonLinesWriter(path, provenance=provenance)
     if path.exists() and not path.is_dir():
         raise InvalidOptionError(f"output {destination!r} is a file; give a directory, .jsonl or .tfrecord")
-    return NpzDirectoryWriter(path, overwrite=overwrite)
+    return NpzDirectoryWriter(path, overwrite=overwrite, provenance=provenance)
 
 
-def write_result_npz(path: Path, result: EmbeddingResult) -> None:
+def write_result_npz(path: Path, result: EmbeddingResult, provenance: dict[str, str] | None = None) -> None:
     """Write one result atomically as ``.npz``.
 
     Arrays ``embedding`` and ``quantized`` (each when present) and ``timestamps``; scalars
-    ``window_seconds``, ``hop_seconds``, ``duration_seconds``, ``sample_rate`` and ``short_clip``.
+    ``window_seconds``, ``hop_seconds``, ``duration_seconds``, ``sample_rate`` and ``short_clip``; plus
+    one string scalar per ``provenance`` entry (e.g. ``weights_sha256``, ``synthetic``).
     """
     arrays: dict[str, np.ndarray] = {
         "timestamps": result.timestamps,
@@ -84,6 +90,7 @@ def write_result_npz(path: Path, result: EmbeddingResult) -> None:
         "sample_rate": np.int64(result.sample_rate),
         "short_clip": np.str_(result.short_clip),
     }
+    arrays.update({key: np.str_(value) for key, value in (provenance or {}).items()})
     if result.embeddings is not None:
         arrays["embedding"] = result.embeddings
     if result.quantized is not None:
@@ -95,9 +102,10 @@ def write_result_npz(path: Path, result: EmbeddingResult) -> None:
 class NpzDirectoryWriter:
     """One ``.npz`` per input, mirroring the input tree: ``embedding``, ``quantized``, ``timestamps``, ..."""
 
-    def __init__(self, root: Path, *, overwrite: bool) -> None:
+    def __init__(self, root: Path, *, overwrite: bool, provenance: dict[str, str] | None = None) -> None:
         self.root = root
         self.overwrite = overwrite
+        self.provenance = provenance
 
     def output_path(self, file: InputFile) -> Path:
         return self.root / f"{file.relative_name}.npz"
@@ -106,7 +114,7 @@ class NpzDirectoryWriter:
         return not self.overwrite and self.output_path(file).exists()
 
     def write(self, file: InputFile, result: EmbeddingResult) -> None:
-        write_result_npz(self.output_path(file), result)
+        write_result_npz(self.output_path(file), result, self.provenance)
 
     def write_failure(self, file: InputFile, error: AudioEmbedError) -> None:
         """Failures are reported by the run loop; a directory output has no place for them."""
@@ -139,6 +147,10 @@ class _SingleFileWriter:
 class JsonLinesWriter(_SingleFileWriter):
     """One JSON object per line and input: its path and matrices, or the error that stopped it."""
 
+    def __init__(self, path: Path, *, provenance: dict[str, str] | None = None) -> None:
+        super().__init__(path)
+        self.provenance = provenance or {}
+
     def write(self, file: InputFile, result: EmbeddingResult) -> None:
         record = {
             "path": str(file.path),
@@ -149,6 +161,7 @@ class JsonLinesWriter(_SingleFileWriter):
             "duration_seconds": result.duration_seconds,
             "sample_rate": result.sample_rate,
             "short_clip": result.short_clip,
+            **self.provenance,
         }
         if result.embeddings is not None:
             record["embedding"] = result.embeddings.tolist()

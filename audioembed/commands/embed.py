@@ -12,6 +12,11 @@ from audioembed.commands import Command
 from audioembed.commands._model_args import add_model_arguments, embedder_from_args
 from audioembed.errors import WeightsNotFoundError
 
+SYNTHETIC_WARNING = (
+    "warning: these weights are SYNTHETIC (audioembed weights synth): the outputs are not AudioSet "
+    "embeddings; every output records synthetic=true"
+)
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -39,8 +44,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     files = expand_inputs(args.inputs)
-    writer = open_writer(args.output, overwrite=args.overwrite, needs_quantized=args.kind != "raw")
     embedder = embedder_from_args(args)
+    info = embedder.model_info
+    provenance = {
+        "weights_sha256": info.weights_sha256,
+        "weights_source": info.weights_source,
+        "synthetic": "true" if info.synthetic else "false",
+    }
+    if info.synthetic:
+        print(SYNTHETIC_WARNING, file=sys.stderr)
+    writer = open_writer(
+        args.output, overwrite=args.overwrite, needs_quantized=args.kind != "raw", provenance=provenance
+    )
     if args.output.lower().endswith(".tfrecord") and not embedder.model_info.pca_loaded:
         writer.abort()
         raise WeightsNotFoundError(
@@ -50,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     summary = run_bulk(files, writer, embedder, fail_fast=args.fail_fast, quiet=args.quiet)
     if not args.quiet or summary.failures:
         print(summary.describe(), file=sys.stderr)
+        if info.synthetic:
+            print(SYNTHETIC_WARNING, file=sys.stderr)
     return 1 if summary.failures else 0
 
 

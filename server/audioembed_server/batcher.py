@@ -6,7 +6,10 @@ a future. A batch is formed when ``max_batch`` rows are queued or the oldest que
 than a batch is split over several batches; its outputs are reassembled in row order. The queue is
 bounded in rows: :meth:`~DynamicBatcher.submit` raises :class:`QueueFullError` instead of growing.
 Requests that were cancelled or whose deadline passed are dropped when a batch is formed, before any
-compute is spent on them.
+compute is spent on them. A batch that fails (in ``compute``, in ``on_batch``, anywhere) fails only its own
+requests; the thread keeps serving. When ``compute`` refuses a shared batch as bad input
+(:class:`~audioembed.errors.InvalidInputError`), each request's rows are re-run alone, so only the
+culprit fails.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from audioembed.errors import InvalidInputError
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +42,10 @@ class QueueFullError(BatcherError):
     def __init__(self, message: str, *, retry_after_ms: int | None) -> None:
         super().__init__(message)
         self.retry_after_ms = retry_after_ms
+
+
+class ComputeOutputError(BatcherError):
+    """``compute`` returned outputs whose row count does not match its batch (a bug in ``compute``)."""
 
 
 class BatcherClosedError(BatcherError):
@@ -261,15 +270,37 @@ class DynamicBatcher:
         self._queue = kept
 
     def _execute(self, plan: list[tuple[_Request, int, int]]) -> None:
+        """Run one batch; whatever goes wrong fails only this batch's requests, never the thread."""
+        try:
+            self._compute_and_settle(plan)
+        except Exception as error:  # a failure anywhere in the batch: its requests get the error
+            rows = sum(stop - start for _, start, stop in plan)
+            if isinstance(error, InvalidInputError):  # the caller's fault: no traceback needed
+                logger.warning("%d rows refused by the model: %s", rows, error)
+            else:
+                logger.exception("batch of %d rows failed", rows)
+            self._fail(plan, error)
+
+    def _compute_and_settle(self, plan: list[tuple[_Request, int, int]]) -> None:
         batch = np.concatenate([request.rows[start:stop] for request, start, stop in plan])  # [B, ...]
         started = time.perf_counter()
         try:
             outputs = tuple(self._compute(batch))
-        except Exception as error:  # the model failed: every request in the batch gets the error
-            logger.exception("batch of %d rows failed", len(batch))
-            self._fail(plan, error)
+        except InvalidInputError:
+            if len(plan) == 1:
+                raise
+            # Bad input (e.g. non-finite embeddings refused by the postprocessor) belongs to one request:
+            # re-run each request's rows alone so only the culprit fails, not its batch neighbours.
+            for entry in plan:
+                self._execute([entry])
             return
         elapsed = time.perf_counter() - started
+        for index, out in enumerate(outputs):
+            if out is not None and len(out) != len(batch):
+                raise ComputeOutputError(
+                    f"compute output {index} has {len(out)} rows for a batch of {len(batch)} "
+                    f"(shape {getattr(out, 'shape', None)})"
+                )
         self._last_compute_seconds = elapsed
         if self._on_batch is not None:
             self._on_batch(len(batch), elapsed)

@@ -31,7 +31,7 @@ class ServerConfig:
     resampler: str = "reference"  # "reference" (matches the reference's resampy) or "fast" (polyphase)
     allow_download: bool = False  # fetch the official files when no weights are given and none are cached
     max_batch_examples: int = 64  # examples per model batch: VGGish throughput flattens out around here
-    max_queue_delay_ms: float = 5.0  # how long the first queued example waits for others to fill the batch
+    max_queue_delay_ms: float = 25.0  # how long the first queued example waits for others to fill the batch
     max_queue_examples: int = 2048  # bounded queue (~100 MB of float64 log-mel); beyond: RESOURCE_EXHAUSTED
     max_batch_items: int = 256  # clips per EmbedBatch call
     max_receive_message_mb: float = 64.0  # gRPC's default 4 MiB is only ~131 s of 16 kHz int16 mono
@@ -41,6 +41,10 @@ class ServerConfig:
     max_concurrent_rpcs: int = (
         64  # beyond this gRPC answers RESOURCE_EXHAUSTED instead of queuing unboundedly
     )
+    # Each open EmbedStream holds a handler thread while it waits for chunks: cap them below `workers` so
+    # unary calls and health checks always find a thread. None = max(1, workers // 2).
+    max_concurrent_streams: int | None = None
+    stream_idle_seconds: float = 30.0  # a stream silent this long between messages ends DEADLINE_EXCEEDED
     grace_seconds: float = 10.0  # on SIGTERM/SIGINT, how long in-flight requests get to finish
     metrics_port: int | None = None  # Prometheus text format on http://host:port/metrics; None = off
     metrics_host: str | None = None  # defaults to `host`
@@ -63,6 +67,18 @@ class ServerConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InvalidOptionError(f"{name} must be a positive integer, got {value!r}")
+        if self.max_concurrent_streams is None:
+            object.__setattr__(self, "max_concurrent_streams", max(1, self.workers // 2))
+        streams = self.max_concurrent_streams
+        if not isinstance(streams, int) or isinstance(streams, bool) or streams < 1:
+            raise InvalidOptionError(f"max_concurrent_streams must be a positive integer, got {streams!r}")
+        if streams >= self.workers:
+            raise InvalidOptionError(
+                f"max_concurrent_streams ({streams}) must be less than workers ({self.workers}), so that "
+                "unary calls and health checks keep a thread while streams wait for chunks"
+            )
+        if not self.stream_idle_seconds > 0:
+            raise InvalidOptionError(f"stream_idle_seconds must be > 0, got {self.stream_idle_seconds!r}")
         if self.max_queue_examples < self.max_batch_examples:
             raise InvalidOptionError(
                 f"max_queue_examples ({self.max_queue_examples}) must be at least max_batch_examples "
@@ -159,6 +175,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
         help_text = f"(env {env_name(f.name)}; default: {default!r})"
+        if f.name == "max_concurrent_streams":
+            help_text = f"(env {env_name(f.name)}; default: max(1, workers // 2), below workers)"
         if f.name == "token":
             help_text = (
                 f"require 'authorization: Bearer TOKEN' (prefer env {env_name(f.name)}: flags show in ps)"

@@ -11,9 +11,11 @@ import contextlib
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import CancelledError
 from concurrent.futures import TimeoutError as FutureTimeoutError
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -23,7 +25,12 @@ import numpy as np
 from audioembed import __version__, audio
 from audioembed.audio.decode import open_audio, read_blocks
 from audioembed.errors import AudioDecodeError, InvalidOptionError
-from audioembed_server.batcher import DynamicBatcher, RequestCancelledError, RequestExpiredError
+from audioembed_server.batcher import (
+    DynamicBatcher,
+    QueueFullError,
+    RequestCancelledError,
+    RequestExpiredError,
+)
 from audioembed_server.config import ServerConfig
 from audioembed_server.convert import RequestOptions, audio_source, pcm_format, result_to_proto
 from audioembed_server.metrics import ServerMetrics
@@ -37,6 +44,7 @@ from audioembed_server.status import (
     rpc,
     status_for,
 )
+from audioembed_server.streams import IdleTimeoutReader, StreamSlots
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name[
     "EmbeddingService"
@@ -65,6 +73,7 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
         self.load_error: BaseException | None = None
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
+        self.streams = StreamSlots(config.max_concurrent_streams)  # type: ignore[arg-type]
 
     @property
     def in_flight(self) -> int:
@@ -170,13 +179,19 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
             )
         self._deadline(context)
         stats.extra["items"] = count
-        # Phase 1: extract every item and queue its examples, so all items share model batches.
+        # Phase 1: extract every item and queue its examples, so items share model batches. Items go in
+        # waves that fit the queue: before queuing more, wait for earlier items, so an accepted call never
+        # overflows the queue with its own items.
         pending: list[tuple[Any, Any, RequestOptions] | BaseException] = []
+        outstanding: deque[tuple[Any, int]] = deque()  # (future, examples) queued and not yet waited for
         for item in request.items:
             try:
                 options = RequestOptions.from_proto(item.options, pca_loaded=engine.pca_loaded)
                 examples = self._extract(engine, item.audio, options, stats)
-                pending.append((examples, self._submit(engine, examples.log_mel, context), options))
+                future = self._submit_in_wave(engine, examples.log_mel, context, outstanding)
+                pending.append((examples, future, options))
+            except (RequestCancelledError, RequestExpiredError):
+                raise  # the whole call is gone: no point extracting the rest
             except Exception as error:
                 pending.append(error)
         # Phase 2: collect, in order; one item's failure is that item's status.
@@ -200,6 +215,44 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
         stats.extra["failed_items"] = failed
         return response
 
+    def _submit_in_wave(
+        self,
+        engine: Engine,
+        log_mel: np.ndarray,
+        context: grpc.ServicerContext,
+        outstanding: deque[tuple[Any, int]],
+    ) -> Any:
+        """Queue one EmbedBatch item once the call's earlier items leave it room; track its future.
+
+        Waits (oldest first) for earlier items of the same call while they and this item together would
+        exceed the queue, and again if the queue is full of other calls' work while ours is outstanding.
+        An item is refused for queue space only when none of this call's items is left to wait for.
+        """
+        count = int(log_mel.shape[0])
+        capacity = engine.batcher.max_queued
+        while outstanding and sum(n for _, n in outstanding) + count > capacity:
+            self._settle_oldest(outstanding, context)
+        while True:
+            try:
+                future = self._submit(engine, log_mel, context)
+                break
+            except QueueFullError:
+                if not outstanding or count > capacity:
+                    raise
+                self._settle_oldest(outstanding, context)
+        if future is not None:
+            outstanding.append((future, count))
+        return future
+
+    @staticmethod
+    def _settle_oldest(outstanding: deque[tuple[Any, int]], context: grpc.ServicerContext) -> None:
+        """Wait until the oldest outstanding item's future resolves (its outcome is read later, in order)."""
+        future, _ = outstanding.popleft()
+        remaining = context.time_remaining()
+        futures_wait([future], timeout=None if remaining is None else max(remaining, 0.0))
+        if not future.done():  # the caller's deadline passed first
+            raise RequestExpiredError("deadline expired while waiting for earlier items of the batch")
+
     @rpc("EmbedStream")
     def EmbedStream(  # noqa: N802 - gRPC's method name
         self,
@@ -208,6 +261,20 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
         stats: CallStats,
     ) -> Iterator[pb.EmbedStreamResponse]:
         engine = self._engine()
+        with self.streams.hold():
+            reader = IdleTimeoutReader(request_iterator, idle_seconds=self.config.stream_idle_seconds)
+            try:
+                yield from self._embed_stream(engine, reader, context, stats)
+            finally:
+                reader.close()
+
+    def _embed_stream(
+        self,
+        engine: Engine,
+        request_iterator: Iterator[pb.EmbedStreamRequest],
+        context: grpc.ServicerContext,
+        stats: CallStats,
+    ) -> Iterator[pb.EmbedStreamResponse]:
         first = next(request_iterator, None)
         if first is None or first.WhichOneof("payload") != "config":
             raise InvalidOptionError("the first EmbedStream message must carry `config` (format and options)")

@@ -25,6 +25,7 @@ from audioembed_server.batcher import (
     RequestExpiredError,
 )
 from audioembed_server.logs import log_event
+from audioembed_server.streams import StreamIdleError, TooManyStreamsError
 
 RETRY_AFTER_KEY = "retry-after-ms"  # trailing metadata on RESOURCE_EXHAUSTED: when a retry may succeed
 
@@ -58,11 +59,11 @@ def status_for(error: BaseException) -> Mapped:
     if isinstance(error, QueueFullError):
         trailing = () if error.retry_after_ms is None else ((RETRY_AFTER_KEY, str(error.retry_after_ms)),)
         return Mapped(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error), trailing)
-    if isinstance(error, PayloadTooLargeError):
+    if isinstance(error, PayloadTooLargeError | TooManyStreamsError):
         return Mapped(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
     if isinstance(error, ModelNotReadyError | BatcherClosedError):
         return Mapped(grpc.StatusCode.UNAVAILABLE, str(error))
-    if isinstance(error, RequestExpiredError | DeadlineTooShortError):
+    if isinstance(error, RequestExpiredError | DeadlineTooShortError | StreamIdleError):
         return Mapped(grpc.StatusCode.DEADLINE_EXCEEDED, str(error))
     if isinstance(error, RequestCancelledError):
         return Mapped(grpc.StatusCode.CANCELLED, str(error))

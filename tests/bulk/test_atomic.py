@@ -24,3 +24,15 @@ def test_interrupted_write_leaves_old_content_and_no_temporary(tmp_path, excepti
         raise exception
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+
+
+def test_finished_files_follow_the_umask_not_the_temporary_files_0600(tmp_path):
+    import os
+
+    previous = os.umask(0o022)
+    try:
+        with atomic_file(tmp_path / "shared.bin") as handle:
+            handle.write(b"x")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "shared.bin").stat().st_mode & 0o777 == 0o644

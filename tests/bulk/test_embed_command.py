@@ -48,6 +48,8 @@ def test_directory_output_mirrors_the_tree_and_matches_the_api(folder, tmp_path,
     assert_close_quantized(saved["quantized"], expected.quantized)
     np.testing.assert_array_equal(saved["timestamps"], expected.timestamps)
     assert str(np.load(out / "speech" / "c.npz")["short_clip"]) == "pad"
+    info = Embedder(synthetic_weights).model_info
+    assert str(saved["synthetic"]) == "true" and str(saved["weights_sha256"]) == info.weights_sha256
 
 
 def test_existing_outputs_are_skipped_unless_overwrite(folder, tmp_path, synthetic_weights, capsys):
@@ -72,6 +74,7 @@ def test_jsonl_output_one_line_per_input(folder, tmp_path, synthetic_weights):
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [line["name"] for line in lines] == ["a", "speech/b", "speech/c"]
     assert np.asarray(lines[0]["embedding"]).shape == (2, 128) and "quantized" not in lines[0]
+    assert lines[0]["synthetic"] == "true" and len(lines[0]["weights_sha256"]) == 64
     assert embed(str(folder), "-o", str(out), "--weights", str(synthetic_weights)) == cli.EXIT_USAGE  # exists
 
 
@@ -113,6 +116,7 @@ def test_plain_progress_lines_when_not_a_terminal(folder, tmp_path, synthetic_we
     assert embed(str(folder / "a.wav"), "-o", str(tmp_path / "o"), "--weights", str(synthetic_weights)) == 0
     err = capsys.readouterr().err
     assert "[1/1]" in err and "× real time" in err
+    assert "SYNTHETIC" in err  # synthetic weights are labelled wherever results are reported
 
 
 def test_ctrl_c_leaves_no_partial_output(tmp_path, synthetic_weights):
@@ -137,7 +141,9 @@ def test_ctrl_c_leaves_no_partial_output(tmp_path, synthetic_weights):
         text=True,
         env=env,
     )
-    assert process.stderr.readline().startswith("[1/40]")  # wait until work is under way
+    for line in process.stderr:  # wait until work is under way (after the synthetic-weights warning)
+        if line.startswith("[1/40]"):
+            break
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == cli.EXIT_INTERRUPTED, err

@@ -9,11 +9,14 @@ import numpy as np
 import pytest
 from audioembed_server.batcher import (
     BatcherClosedError,
+    BatcherError,
     DynamicBatcher,
     QueueFullError,
     RequestCancelledError,
     RequestExpiredError,
 )
+
+from audioembed.errors import InvalidInputError
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -172,3 +175,84 @@ def test_bad_arguments_are_rejected(recorder):
             batcher.submit(np.zeros((0, 3)))
     finally:
         batcher.close()
+
+
+class _MetricsError(Exception):
+    pass
+
+
+def test_a_failure_outside_compute_fails_only_its_batch_and_the_thread_survives(recorder):
+    calls = []
+
+    def on_batch(size: int, seconds: float) -> None:
+        calls.append(size)
+        if len(calls) == 1:
+            raise _MetricsError(f"metrics broke on a batch of {size}")
+
+    batcher = DynamicBatcher(recorder, max_batch=4, max_delay=0.0, max_queued=100, on_batch=on_batch)
+    try:
+        with pytest.raises(_MetricsError, match="metrics broke on a batch of 2"):
+            batcher.submit(_rows(2, 0.0)).result(timeout=5)
+        outcome = batcher.submit(_rows(3, 10.0)).result(timeout=5)  # the model thread is still alive
+        np.testing.assert_array_equal(outcome.outputs[0], _rows(3, 10.0) * 2)
+    finally:
+        batcher.close(timeout=5)
+    assert calls == [2, 3]
+
+
+def test_compute_output_of_the_wrong_length_fails_its_batch_and_the_thread_survives():
+    def short_by_one(batch: np.ndarray) -> tuple[np.ndarray]:
+        return (batch[: len(batch) - 1] if batch[0, 0] < 0 else batch,)
+
+    batcher = DynamicBatcher(short_by_one, max_batch=4, max_delay=0.0, max_queued=100)
+    try:
+        with pytest.raises(BatcherError, match="compute output 0 has 1 rows for a batch of 2"):
+            batcher.submit(_rows(2, -100.0)).result(timeout=5)
+        outcome = batcher.submit(_rows(2, 5.0)).result(timeout=5)
+        np.testing.assert_array_equal(outcome.outputs[0], _rows(2, 5.0))
+    finally:
+        batcher.close(timeout=5)
+
+
+def test_bad_input_in_a_shared_batch_fails_only_its_own_request():
+    seen: list[int] = []
+
+    def refuse_nan(batch: np.ndarray) -> tuple[np.ndarray]:
+        seen.append(len(batch))
+        if np.isnan(batch).any():
+            raise InvalidInputError(f"non-finite values in {int(np.isnan(batch).any(axis=1).sum())} rows")
+        return (batch * 2,)
+
+    batcher = DynamicBatcher(refuse_nan, max_batch=6, max_delay=5.0, max_queued=100)
+    try:
+        poisoned = _rows(2, 100.0)
+        poisoned[1, 1] = np.nan
+        inputs = [_rows(2, 0.0), poisoned, _rows(2, 200.0)]
+        futures = [batcher.submit(x) for x in inputs]  # the third fills the batch of 6
+        good_first = futures[0].result(timeout=5)
+        with pytest.raises(InvalidInputError, match="non-finite values in 1 rows"):
+            futures[1].result(timeout=5)
+        good_last = futures[2].result(timeout=5)
+    finally:
+        batcher.close(timeout=5)
+    assert seen == [6, 2, 2, 2]  # the shared batch, then each request alone
+    np.testing.assert_array_equal(good_first.outputs[0], inputs[0] * 2)
+    np.testing.assert_array_equal(good_last.outputs[0], inputs[2] * 2)
+
+
+def test_a_bug_in_compute_still_fails_the_whole_batch_without_retries():
+    seen: list[int] = []
+
+    def buggy(batch: np.ndarray) -> tuple[np.ndarray]:
+        seen.append(len(batch))
+        raise TypeError(f"bug on {len(batch)} rows")
+
+    batcher = DynamicBatcher(buggy, max_batch=4, max_delay=5.0, max_queued=100)
+    try:
+        futures = [batcher.submit(_rows(2, 0.0)), batcher.submit(_rows(2, 1.0))]
+        for future in futures:
+            with pytest.raises(TypeError, match="bug on 4 rows"):
+                future.result(timeout=5)
+    finally:
+        batcher.close(timeout=5)
+    assert seen == [4]

@@ -16,7 +16,7 @@ from audioembed_server.proto import embedding_service_pb2_grpc as pb_grpc
 from audioembed_server.status import RETRY_AFTER_KEY
 
 from audioembed import cli
-from tests.server.conftest import GatedEmbedder, int16_tone, running_server, wav_bytes
+from tests.server.conftest import GatedEmbedder, assert_same_result, int16_tone, running_server, wav_bytes
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -157,3 +157,18 @@ def test_lone_request_waits_about_the_batching_delay_not_for_a_full_batch(embedd
     assert queued == pytest.approx(delay_ms / 1000, abs=0.1)
     # delay + compute + decoding/transport; generous slack for a shared 2-core machine.
     assert elapsed < delay_ms / 1000 + computed + 1.5
+
+
+def test_embed_batch_larger_than_the_queue_goes_through_in_waves(embedder):
+    with running_server(
+        lambda: embedder, max_batch_examples=4, max_queue_examples=8, max_queue_delay_ms=0
+    ) as (server, address):
+        clips = [wav_bytes(3.0, seed=i) for i in range(6)]  # 6 x 3 = 18 examples: over twice the queue
+        results = EmbeddingClient(address, timeout=60).embed_batch([*clips, wav_bytes(10.0)])
+        assert server.metrics.requests.value("EmbedBatch", "OK") == 1
+    for clip, result in zip(clips, results[:6], strict=True):
+        assert not isinstance(result, Exception), result
+        assert_same_result(result, embedder.embed(clip))
+    # An item bigger than the whole queue still fails alone, and says why.
+    assert isinstance(results[6], ServiceError) and results[6].code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "request has 10 examples, more than the queue holds (8)" in results[6].details
