@@ -147,9 +147,31 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
 
     def _extract(self, engine: Engine, message: pb.Audio, options: RequestOptions, stats: CallStats) -> Any:
         source, rate = audio_source(message)
+        self._check_size(engine, source, rate, options)
         examples = engine.embedder.extract(source, rate, **options.extract_kwargs())
         stats.audio_seconds += float(examples.duration_seconds)
         return examples
+
+    @staticmethod
+    def _check_size(engine: Engine, source: Any, rate: int | None, options: RequestOptions) -> None:
+        """Refuse, from the header alone, a clip that would make more examples than the queue holds.
+
+        A few kilobytes of FLAC silence can decode to gigabytes, and a tiny hop multiplies examples: the
+        message-size limit alone does not bound memory, so this runs before anything is decoded.
+        """
+        info = audio.probe(source, sample_rate=rate)
+        if info.frames == 0:
+            return  # empty audio: the front-end's own error says so
+        defaults = engine.embedder.options
+        hop = options.hop_seconds if options.hop_seconds is not None else defaults.hop_seconds
+        short_clip = options.short_clip if options.short_clip is not None else defaults.short_clip
+        expected = audio.expected_examples(info.duration_seconds, hop_seconds=hop, short_clip=short_clip)
+        if expected > engine.batcher.max_queued:
+            raise PayloadTooLargeError(
+                f"this clip would make {expected} examples ({info.duration_seconds:.1f} s at a {hop:g} s "
+                f"hop), more than the queue holds ({engine.batcher.max_queued}): send it through "
+                "EmbedStream, or use a larger hop"
+            )
 
     # --- handlers ---------------------------------------------------------------------------------
 

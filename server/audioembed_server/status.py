@@ -39,7 +39,8 @@ class DeadlineTooShortError(Exception):
 
 
 class PayloadTooLargeError(Exception):
-    """A stream sent more bytes than the server accepts (``max_stream_mb``)."""
+    """A request's audio is larger than the server accepts: a stream past ``max_stream_mb``, or a clip that
+    would make more examples than the queue holds (refused before it is decoded)."""
 
 
 @dataclass(frozen=True)

@@ -171,4 +171,26 @@ def test_embed_batch_larger_than_the_queue_goes_through_in_waves(embedder):
         assert_same_result(result, embedder.embed(clip))
     # An item bigger than the whole queue still fails alone, and says why.
     assert isinstance(results[6], ServiceError) and results[6].code == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "request has 10 examples, more than the queue holds (8)" in results[6].details
+    assert (
+        "would make 10 examples (10.0 s at a 0.96 s hop), more than the queue holds (8)" in results[6].details
+    )
+
+
+def test_a_clip_that_would_flood_the_queue_is_refused_before_decoding(embedder):
+    import io
+
+    import soundfile as sf
+
+    silence = io.BytesIO()  # a few KB of FLAC that decode to two minutes: 124 examples
+    sf.write(silence, np.zeros(120 * 16000, dtype=np.int16), 16000, format="FLAC")
+    assert len(silence.getvalue()) < 100_000
+    with running_server(lambda: embedder, max_batch_examples=8, max_queue_examples=32) as (_, address):
+        client = EmbeddingClient(address, max_retries=0)
+        too_many = r"would make 124 examples \(120\.0 s at a 0\.96 s hop\), more than the queue holds \(32\)"
+        with pytest.raises(ServiceError, match=too_many) as info:
+            client.embed(silence.getvalue())
+        assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        with pytest.raises(ServiceError, match=r"would make 2\d\d examples") as info:  # a tiny hop multiplies
+            client.embed(int16_tone(3.0), 16000, hop_seconds=0.01)
+        assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert client.embed(int16_tone(2.0), 16000).num_examples == 2  # and the server keeps serving
