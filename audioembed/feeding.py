@@ -11,6 +11,7 @@ whole input — or, if it cannot be read, the error, in its place.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import queue
 import threading
@@ -46,11 +47,15 @@ class InputState:
 def with_rate(source: Any, sample_rate: int) -> tuple[Any, int]:
     """An array and its rate as the ``(array, rate)`` input form; anything else with a rate is refused."""
     if isinstance(source, tuple):
-        raise InvalidOptionError(
-            f"a tuple input must be (samples, sample_rate) with no separate sample_rate, got a "
-            f"{len(source)}-tuple and sample_rate={sample_rate!r}"
-        )
+        raise _tuple_error(source, sample_rate)
     return (source, sample_rate)
+
+
+def _tuple_error(source: tuple, sample_rate: int | None) -> InvalidOptionError:
+    return InvalidOptionError(
+        f"a tuple input must be (samples, sample_rate) with no separate sample_rate, got a "
+        f"{len(source)}-tuple and sample_rate={sample_rate!r}"
+    )
 
 
 def is_encoded(source: Any) -> bool:
@@ -73,7 +78,7 @@ def input_pieces(source: Any, options: EmbedOptions) -> Iterator[np.ndarray | au
         if not is_encoded(source):
             examples = extract(source, None, options)
             yield examples.log_mel
-            yield _summary(examples)
+            yield dataclasses.replace(examples, log_mel=_EMPTY_LOG_MEL)
             return
         yield from _stream(source, options)
 
@@ -82,10 +87,7 @@ def extract(source: Any, sample_rate: int | None, options: EmbedOptions) -> audi
     """The whole input's examples at once (the one-shot front-end)."""
     if isinstance(source, tuple):
         if len(source) != 2 or sample_rate is not None:
-            raise InvalidOptionError(
-                f"a tuple input must be (samples, sample_rate) with no separate sample_rate, got a "
-                f"{len(source)}-tuple and sample_rate={sample_rate!r}"
-            )
+            raise _tuple_error(source, sample_rate)
         source, sample_rate = source
     with blas_threads(1):  # see input_pieces
         return audio.extract_examples(
@@ -126,19 +128,6 @@ def _stream(source: Any, options: EmbedOptions) -> Iterator[np.ndarray | audio.E
         sample_rate=front.sample_rate,
         num_channels=front.num_channels,
         short_clip=front.short_clip,
-    )
-
-
-def _summary(examples: audio.Examples) -> audio.Examples:
-    return audio.Examples(
-        log_mel=_EMPTY_LOG_MEL,
-        timestamps=examples.timestamps,
-        window_seconds=examples.window_seconds,
-        hop_seconds=examples.hop_seconds,
-        duration_seconds=examples.duration_seconds,
-        sample_rate=examples.sample_rate,
-        num_channels=examples.num_channels,
-        short_clip=examples.short_clip,
     )
 
 
