@@ -87,11 +87,24 @@ def time_stages(clips: Path, weights: Path) -> tuple[float, float, float]:
 
         return wrapper
 
-    # embed_many calls the module-level extract on its prefetch thread, so time it there.
-    import audioembed.pipeline as pipeline
+    # embed_many decodes on its worker thread through feeding.input_pieces: time each step of it there.
+    import audioembed.feeding as feeding
 
-    original_extract = pipeline._extract
-    pipeline._extract = timed("front-end", original_extract)
+    original_pieces = feeding.input_pieces
+
+    def timed_pieces(source, options):
+        pieces = original_pieces(source, options)
+        while True:
+            started = time.perf_counter()
+            try:
+                piece = next(pieces)
+            except StopIteration:
+                return
+            finally:
+                busy["front-end"] += time.perf_counter() - started
+            yield piece
+
+    feeding.input_pieces = timed_pieces
     embedder.run_model = timed("model", embedder.run_model)
     try:
         started = time.perf_counter()
@@ -99,7 +112,7 @@ def time_stages(clips: Path, weights: Path) -> tuple[float, float, float]:
             pass
         wall = time.perf_counter() - started
     finally:
-        pipeline._extract = original_extract
+        feeding.input_pieces = original_pieces
     return busy["front-end"], busy["model"], wall
 
 
