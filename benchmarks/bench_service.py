@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "server")]
 
 from audioembed_server import SERVICE_NAME, EmbeddingClient  # noqa: E402
+from audioembed_server.config import ServerConfig  # noqa: E402
 
 from audioembed import cli  # noqa: E402
 from audioembed.pipeline import Embedder  # noqa: E402
@@ -135,7 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=16, help="requests (clips) per run")
     parser.add_argument("--clip-seconds", type=float, default=4.0, help="length of each clip")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
-    parser.add_argument("--delay-ms", type=float, default=5.0, help="server max queue delay")
+    parser.add_argument(
+        "--delay-ms",
+        type=float,
+        default=ServerConfig.max_queue_delay_ms,
+        help="server max queue delay (default: the server's own default)",
+    )
     parser.add_argument("--workers", type=int, default=16, help="server handler threads")
     parser.add_argument("--max-seconds", type=float, default=900.0, help="stop starting new runs after this")
     args = parser.parse_args(argv)
