@@ -9,6 +9,7 @@ that load the same file share its pages.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import safetensors.numpy
 
-from audioembed.errors import WeightsFormatError
+from audioembed.errors import WeightsError, WeightsFormatError
 from audioembed.vggish import params
 from audioembed.vggish.weights.pca import PCA_NAMES, check_pca
 
@@ -93,14 +94,18 @@ def write_native(
     header["has_pca"] = "true" if pca is not None else "false"
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # e.g. a cache directory not created yet
         # safetensors creates its files 0600; give ours the mode the user's umask gives new files.
         os.close(os.open(temporary, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o666))
         mode = temporary.stat().st_mode & 0o777
         safetensors.numpy.save_file(payload, temporary, metadata=header)
         os.chmod(temporary, mode)
         os.replace(temporary, path)
+    except OSError as error:
+        raise WeightsError(f"cannot write {path}: {error.strerror or error}") from error
     finally:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
     return path
 
 

@@ -25,6 +25,21 @@ def test_synth_writes_deterministic_synthetic_weights_with_pca(tmp_path, capsys,
         np.testing.assert_array_equal(weights.tensors[name], expected)
 
 
+def test_synth_creates_missing_directories_and_reports_unwritable_paths(
+    tmp_path, capsys, monkeypatch, synthetic_tensors
+):
+    monkeypatch.setattr(synthetic, "synthesize_weights", lambda seed: synthetic_tensors)  # skip regenerating
+    nested = tmp_path / "new" / "cache" / "vggish.safetensors"  # like a first ~/.cache/audioembed
+    assert cli.main(["weights", "synth", "--seed", "11", "-o", str(nested)]) == 0
+    assert read_weights(nested).synthetic
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    unwritable = blocker / "w.safetensors"
+    assert cli.main(["weights", "synth", "--seed", "11", "-o", str(unwritable)]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"cannot write {unwritable}" in err and "Traceback" not in err
+
+
 def test_synth_without_pca(tmp_path, capsys, monkeypatch, synthetic_tensors):
     monkeypatch.setattr(synthetic, "synthesize_weights", lambda seed: synthetic_tensors)  # skip regenerating
     path = tmp_path / "b.safetensors"
