@@ -111,7 +111,19 @@ class NpzDirectoryWriter:
         return self.root / f"{file.relative_name}.npz"
 
     def is_done(self, file: InputFile) -> bool:
-        return not self.overwrite and self.output_path(file).exists()
+        """An existing output counts as done only if it was made with the same weights and options."""
+        path = self.output_path(file)
+        if self.overwrite or not path.exists():
+            return False
+        if not self.provenance:
+            return True
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                return all(
+                    key in stored and str(stored[key]) == value for key, value in self.provenance.items()
+                )
+        except (OSError, ValueError):  # unreadable: make it again
+            return False
 
     def write(self, file: InputFile, result: EmbeddingResult) -> None:
         write_result_npz(self.output_path(file), result, self.provenance)

@@ -46,10 +46,15 @@ def run(args: argparse.Namespace) -> int:
     files = expand_inputs(args.inputs)
     embedder = embedder_from_args(args)
     info = embedder.model_info
+    # Stored with every output; resume only skips an output made with exactly these weights and options.
     provenance = {
         "weights_sha256": info.weights_sha256,
         "weights_source": info.weights_source,
         "synthetic": "true" if info.synthetic else "false",
+        "option_kind": args.kind,  # prefixed: the result's own hop_seconds / short_clip say what applied
+        "option_hop_seconds": f"{args.hop:g}",
+        "option_short_clip": args.short_clip,
+        "option_resampler": args.resampler,
     }
     if info.synthetic:
         print(SYNTHETIC_WARNING, file=sys.stderr)

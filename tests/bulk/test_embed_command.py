@@ -68,6 +68,21 @@ def test_existing_outputs_are_skipped_unless_overwrite(folder, tmp_path, synthet
     assert (out / "a.npz").stat().st_mtime_ns != first
 
 
+def test_resume_redoes_outputs_made_with_other_weights_or_options(
+    folder, tmp_path, synthetic_weights, capsys
+):
+    out = tmp_path / "out"
+    args = [str(folder), "-o", str(out), "--weights", str(synthetic_weights)]
+    assert embed(*args) == 0
+    assert str(np.load(out / "a.npz")["short_clip"]) == "none"  # the outcome, not the option
+    capsys.readouterr()
+    assert embed(*args) == 0
+    assert "embedded 0 file(s)" in capsys.readouterr().err  # same weights and options: all skipped
+    assert embed(*args, "--hop", "0.48") == 0
+    assert "embedded 3 file(s)" in capsys.readouterr().err  # another hop: every output is redone
+    assert np.load(out / "a.npz")["timestamps"].tolist() == pytest.approx([0.0, 0.48, 0.96])
+
+
 def test_jsonl_output_one_line_per_input(folder, tmp_path, synthetic_weights):
     out = tmp_path / "all.jsonl"
     assert embed(str(folder), "-o", str(out), "--weights", str(synthetic_weights), "-q", "--kind", "raw") == 0
