@@ -29,6 +29,17 @@ _ABSOLUTE_IMPORT = re.compile(r"^from audioembed\.v1 import (\w+_pb2)", re.MULTI
 # The .pyi files refer to sibling modules as `audioembed.v1.x_pb2`; keep them self-contained as well.
 _PYI_IMPORT = re.compile(r"^import audioembed\.v1\.(\w+_pb2) as", re.MULTILINE)
 
+# What the generators stamp with their own version: grpcio-tools' `GRPC_GENERATED_VERSION = '1.85.4'`, and
+# protoc's `# Protobuf Python Version: 7.35.1` comment and the major/minor/patch arguments of
+# `ValidateProtobufRuntimeVersion(...)`. A newer generator within the pinned ranges changes only these, so
+# the staleness check blanks them: it compares the service definition and the message schema (the
+# serialized descriptor), not which patch release of the tools wrote them.
+_VERSION_STAMPS = (
+    re.compile(r"^(GRPC_GENERATED_VERSION = )'[^']*'$", re.MULTILINE),
+    re.compile(r"^(# Protobuf Python Version: ).*$", re.MULTILINE),
+    re.compile(r"(ValidateProtobufRuntimeVersion\(\s*_runtime_version\.Domain\.\w+,)\s*\d+,\s*\d+,\s*\d+,"),
+)
+
 
 def _protoc(out_dir: Path) -> None:
     """Run protoc (from grpcio-tools) over every .proto into ``out_dir``, flat."""
@@ -65,19 +76,29 @@ def _protoc(out_dir: Path) -> None:
     (out_dir / "__init__.py").write_text(INIT_TEXT)
 
 
+def without_version_stamps(text: str) -> str:
+    """``text`` with the generators' own version numbers blanked (see ``_VERSION_STAMPS``)."""
+    for stamp in _VERSION_STAMPS:
+        text = stamp.sub(r"\1<version>", text)
+    return text
+
+
 def _tree(directory: Path) -> dict[str, str]:
-    """Map file name -> text for the stub files of ``directory`` (caches ignored)."""
+    """Map file name -> text, version stamps blanked, for the stub files of ``directory`` (caches ignored)."""
     if not directory.is_dir():
         return {}
     return {
-        p.name: p.read_text()
+        p.name: without_version_stamps(p.read_text())
         for p in sorted(directory.iterdir())
         if p.is_file() and p.suffix in {".py", ".pyi"}
     }
 
 
 def stale_files() -> list[str]:
-    """Return the names of stub files that are missing, extra, or differ from a fresh generation."""
+    """Return the names of stub files that are missing, extra, or differ from a fresh generation.
+
+    Differences in the generators' version stamps alone do not count (see ``_VERSION_STAMPS``).
+    """
     with tempfile.TemporaryDirectory() as tmp:
         fresh_dir = Path(tmp)
         _protoc(fresh_dir)

@@ -98,3 +98,38 @@ def test_client_reports_bad_files_and_exits_1(served, tmp_path, capsys):
     assert "INVALID_ARGUMENT" in lines[1]["error"] and "cannot decode audio" in lines[1]["error"]
     assert "missing.wav" in lines[2]["error"]
     assert "2 of 3 files failed" in captured.err
+
+
+def test_serve_allow_download_offline_names_the_synthetic_alternative(tmp_path):
+    # Offline for real: every HTTP(S) request goes to a proxy port nobody listens on (loopback only).
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    proxy = f"http://127.0.0.1:{closed_port}"
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.upper().startswith("AUDIOEMBED_") and key.lower() != "no_proxy"
+    }
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "server")]),
+        AUDIOEMBED_HOME=str(tmp_path / "home"),
+        HTTPS_PROXY=proxy,
+        https_proxy=proxy,
+        HTTP_PROXY=proxy,
+        http_proxy=proxy,
+    )
+    completed = subprocess.run(
+        [sys.executable, "-m", "audioembed_server", "serve", "--allow-download", "--port", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=90,
+    )
+    assert completed.returncode != 0
+    cache = tmp_path / "home" / "vggish.safetensors"
+    assert "could not reach https://storage.googleapis.com/audioset/vggish_model.ckpt" in completed.stderr
+    assert f"`audioembed weights synth --seed 0 -o {cache}`" in completed.stderr, completed.stderr
+    assert not cache.exists()

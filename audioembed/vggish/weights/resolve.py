@@ -10,7 +10,7 @@ import os
 from os import PathLike
 from pathlib import Path
 
-from audioembed.errors import WeightsNotFoundError
+from audioembed.errors import WeightsDownloadError, WeightsNotFoundError
 from audioembed.vggish.weights.detect import detect_format
 
 HOME_ENV = "AUDIOEMBED_HOME"
@@ -18,6 +18,7 @@ WEIGHTS_ENV = "AUDIOEMBED_WEIGHTS"
 PCA_ENV = "AUDIOEMBED_PCA"
 CACHE_FILE_NAME = "vggish.safetensors"  # converted weights + PCA, written by `audioembed weights download`
 DOWNLOAD_COMMAND = "audioembed weights download"
+SYNTH_COMMAND = "audioembed weights synth --seed 0 -o {path}"  # README's offline alternative
 
 
 def home_dir() -> Path:
@@ -73,7 +74,14 @@ def _resolve(
     if allow_download:
         from audioembed.vggish.weights.download import download_official
 
-        return download_official()
+        try:
+            return download_official()
+        except WeightsDownloadError as error:
+            # The newcomer's path (`serve --allow-download`) offline: name the way to run without a network.
+            raise WeightsDownloadError(
+                f"{error}. To run offline, serve synthetic weights instead (outputs are labelled synthetic): "
+                f"`{SYNTH_COMMAND.format(path=cached)}`"
+            ) from error
     raise WeightsNotFoundError(
         f"no VGGish {what} found: none given, ${env} is not set, and the cache {cached} is empty. "
         f"Run `{DOWNLOAD_COMMAND}` (fetches and converts Google's official files), or pass {flag} / "
