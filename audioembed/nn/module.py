@@ -4,7 +4,7 @@ A Module owns named parameters, buffers and submodules, registered by plain attr
 recursive walker (:meth:`Module.named_modules`) feeds every ``parameters()`` / ``buffers()`` /
 ``modules()`` listing, and one :meth:`Module._apply` feeds every dtype cast. ``state_dict`` /
 ``load_state_dict`` move arrays in and out by dotted key (``"conv1.weight"``); a load pre-hook lets a
-model accept another file's names. There is no autograd: parameters are just arrays for inference.
+model accept another file's names. Parameters carry ``requires_grad`` and ``grad`` for training.
 """
 
 from __future__ import annotations
@@ -276,6 +276,24 @@ class Module:
     def eval(self) -> Module:
         """Switch to inference mode (``train(False)``); returns self."""
         return self.train(False)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Set ``requires_grad`` on every parameter of the tree (False freezes it); returns self."""
+        if not isinstance(requires_grad, bool):
+            raise TypeError(f"requires_grad must be a bool, got {requires_grad!r}")
+        for param in self.parameters():
+            param.requires_grad = requires_grad
+        return self
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset every parameter's gradient: to None (the default, frees the memory) or to zeros in place."""
+        for param in self.parameters():
+            if param.grad is None:
+                continue
+            if set_to_none:
+                param.grad = None
+            else:
+                param.grad.fill(0)
 
     def apply(self, fn: Callable[[Module], None]) -> Module:
         """Call ``fn`` on every descendant, then on self (children first, as in weight init); returns self."""

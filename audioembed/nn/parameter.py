@@ -23,15 +23,30 @@ class Parameter(np.lib.mixins.NDArrayOperatorsMixin):
         The values, of a floating dtype. Not copied when already an ndarray of the requested dtype.
     dtype : dtype, optional
         Cast to this dtype first.
+    requires_grad : bool
+        Whether back-propagation through a recorded graph accumulates a gradient into :attr:`grad`
+        (default True, as in PyTorch). ``Module.requires_grad_(False)`` freezes a whole tree.
+
+    Attributes
+    ----------
+    grad : ndarray or None
+        The accumulated gradient, of :attr:`data`'s shape; None until a backward pass reaches this
+        parameter, and again after ``Module.zero_grad()`` (``set_to_none=True``).
     """
 
-    __slots__ = ("data",)
+    __slots__ = ("data", "grad", "requires_grad")
 
-    def __init__(self, data: ArrayLike, *, dtype: DTypeLike | None = None) -> None:
+    def __init__(
+        self, data: ArrayLike, *, dtype: DTypeLike | None = None, requires_grad: bool = True
+    ) -> None:
         array = np.asarray(data.data if isinstance(data, Parameter) else data, dtype=dtype)
         if not np.issubdtype(array.dtype, np.floating):
             raise TypeError(f"a Parameter holds a floating-point array, got dtype {array.dtype}")
+        if not isinstance(requires_grad, bool):
+            raise TypeError(f"requires_grad must be a bool, got {requires_grad!r}")
         self.data: np.ndarray = array
+        self.requires_grad: bool = requires_grad
+        self.grad: np.ndarray | None = None
 
     # Identity semantics, overriding the mixin's elementwise comparisons (see the class docstring).
     __eq__ = object.__eq__
@@ -54,4 +69,5 @@ class Parameter(np.lib.mixins.NDArrayOperatorsMixin):
         return self.data.dtype
 
     def __repr__(self) -> str:
-        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+        frozen = "" if self.requires_grad else ", requires_grad=False"
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype}{frozen})"

@@ -410,3 +410,31 @@ def test_repr_prints_the_nested_tree() -> None:
         "  )\n"
         ")"
     )
+
+
+def test_requires_grad_freezes_and_unfreezes_every_parameter():
+    from audioembed.nn import Linear, Sequential
+
+    model = Sequential(Linear(3, 4), Linear(4, 2))
+    assert all(p.requires_grad for p in model.parameters())
+    assert model.requires_grad_(False) is model
+    assert not any(p.requires_grad for p in model.parameters())
+    assert "requires_grad=False" in repr(next(model.parameters()))
+    model[1].requires_grad_()
+    assert [p.requires_grad for p in model.parameters()] == [False, False, True, True]
+    with pytest.raises(TypeError, match="requires_grad must be a bool, got 'yes'"):
+        model.requires_grad_("yes")
+
+
+def test_zero_grad_to_none_or_to_zeros_in_place():
+    from audioembed.nn import Linear
+
+    layer = Linear(3, 2)
+    assert layer.weight.grad is None
+    layer.weight.grad = np.ones_like(layer.weight.data)
+    kept = layer.weight.grad
+    layer.zero_grad(set_to_none=False)
+    assert layer.weight.grad is kept and not kept.any()
+    layer.bias.grad = np.ones_like(layer.bias.data)
+    layer.zero_grad()
+    assert layer.weight.grad is None and layer.bias.grad is None
