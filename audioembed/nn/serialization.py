@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import safetensors
-import safetensors.numpy
 
 from audioembed.errors import WeightsError, WeightsFormatError, WeightsNotFoundError
 from audioembed.nn.module import Module
@@ -99,13 +98,9 @@ def save_state_file(
     versions = encode_versions(state)
     if versions is not None:
         extra[VERSIONS_KEY] = versions
-    payload = {}
-    for key, value in state.items():
-        array = np.ascontiguousarray(np.asarray(value))
-        if array.dtype.kind not in "biuf":
-            raise WeightsFormatError(f"cannot store {key!r} of dtype {array.dtype} in a safetensors file")
-        payload[key] = array
-    data = safetensors.numpy.save(payload, metadata=extra or None)
+    # np.asarray, not np.ascontiguousarray, which would turn a 0-d buffer (a counter) into shape (1,).
+    payload = {key: np.asarray(value, order="C") for key, value in state.items()}
+    data = _safetensors_bytes(payload, extra)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,6 +112,35 @@ def save_state_file(
         with contextlib.suppress(OSError):
             temporary.unlink(missing_ok=True)
     return path
+
+
+_DTYPE_CODES = {
+    "f8": "F64", "f4": "F32", "f2": "F16",
+    "i8": "I64", "i4": "I32", "i2": "I16", "i1": "I8",
+    "u8": "U64", "u4": "U32", "u2": "U16", "u1": "U8", "b1": "BOOL",
+}  # fmt: skip
+
+
+def _safetensors_bytes(arrays: Mapping[str, np.ndarray], metadata: Mapping[str, str]) -> bytes:
+    """The safetensors encoding of ``arrays``, the same bytes for the same state (keys and metadata sorted).
+
+    The ``safetensors`` package orders the metadata as a hash map does, which changes from one process to
+    the next; reproducible files (a seeded training run writes the same bytes) need a fixed order.
+    """
+    header: dict[str, Any] = {"__metadata__": dict(sorted(metadata.items()))} if metadata else {}
+    chunks, offset = [], 0
+    for key in sorted(arrays):
+        array = arrays[key]
+        code = _DTYPE_CODES.get(f"{array.dtype.kind}{array.dtype.itemsize}")
+        if code is None:
+            raise WeightsFormatError(f"cannot store {key!r} of dtype {array.dtype} in a safetensors file")
+        raw = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()  # little-endian, C order
+        header[key] = {"dtype": code, "shape": list(array.shape), "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the format pads the header to a multiple of 8 bytes
+    return len(text).to_bytes(8, "little") + text + b"".join(chunks)
 
 
 def load_state_file(path: str | PathLike[str]) -> tuple[StateDict, dict[str, str]]:

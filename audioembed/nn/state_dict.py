@@ -56,6 +56,23 @@ def stored_version(state: Mapping[str, Any], prefix: str) -> int:
     return version
 
 
+def module_versions(module: Module) -> dict[str, int]:
+    """``{prefix: class version}`` for every module of the tree (what ``state_dict().metadata`` records)."""
+    return {prefix[:-1]: type(member)._version for prefix, member in _tree(module, "")}
+
+
+def outdated_modules(module: Module, state: Mapping[str, Any]) -> list[str]:
+    """The prefixes of the modules for which ``state`` records an older version than their class has.
+
+    A loader that bypasses ``load_state_dict`` (VGGish memory-maps a native file's arrays) asks this first.
+    """
+    return [
+        prefix[:-1]
+        for prefix, member in _tree(module, "")
+        if stored_version(state, prefix) < type(member)._version
+    ]
+
+
 def local_state(module: Module) -> Iterator[tuple[str, Parameter | np.ndarray]]:
     """``module``'s own (not its children's) non-None parameters and persistent buffers, by name."""
     for name, param in module._parameters.items():
