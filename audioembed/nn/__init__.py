@@ -24,3 +24,8 @@ __all__ = [
     "Sequential",
     "functional",
 ]
+
+# --- Training utilities (issue 10): optimizers and schedules, gradient clipping, the model registry. -------
+from audioembed.nn import optim, registry, serialization, utils
+
+__all__ += ["optim", "registry", "serialization", "utils"]
