@@ -1,4 +1,4 @@
-"""Parity with PyTorch 2.13 on a committed fixture (``scripts/make_trainlayers_fixture.py``; torch not needed here).
+"""Parity with PyTorch 2.13 on a committed fixture made by ``scripts/make_trainlayers_fixture.py``.
 
 Norm layers: outputs, input and parameter gradients of ``sum(y * probe)``, running statistics after each of
 several training steps, then an eval-mode forward. Losses: value and gradients, every reduction. Within
@@ -66,8 +66,11 @@ def test_norm_layers_match_torch_over_training_steps_then_eval(case: str) -> Non
             if momentum is None:
                 momentum = 1.0 / (int(layer.num_batches_tracked) + 1) if layer.training else 0.0
             tracked = layer.running_mean is not None
-            stats = (layer.running_mean.copy() if tracked else None, layer.running_var.copy() if tracked else None,
-                     momentum)
+            stats = (
+                layer.running_mean.copy() if tracked else None,
+                layer.running_var.copy() if tracked else None,
+                momentum,
+            )
         y = layer(x)
         assert y.dtype == x.dtype
         _close(y, FIXTURE[f"{case}/y{step}"], case, f"output at step {step}")
