@@ -151,6 +151,11 @@ def cross_entropy_forward(
         denominator = target_weight.sum()
         smoothing_weight = None
     elif np.issubdtype(target.dtype, np.floating):
+        if target.shape == logits.shape[:-1] and logits.ndim > 1:
+            raise InvalidInputError(
+                f"{what}: class indices must be integers, got dtype {target.dtype} of shape {target.shape} "
+                f"(cast them, or give class probabilities of shape {logits.shape})"
+            )
         _check_finite_target(target, what, logits.shape)
         smoothing_weight = (1 - eps) * class_weight
         coefficients = (target.astype(dtype, copy=False) * (1 - eps) + eps / n_classes) * class_weight

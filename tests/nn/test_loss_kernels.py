@@ -176,8 +176,14 @@ LOGITS = np.zeros((2, 3))
         ),
         (
             lambda: fl.cross_entropy_forward(LOGITS, np.array([0.0, 1.0])),
+            InvalidInputError,
+            r"class indices must be integers, got dtype float64 of shape \(2,\) \(cast them, or give class "
+            r"probabilities of shape \(2, 3\)\)",
+        ),
+        (
+            lambda: fl.cross_entropy_forward(LOGITS, np.zeros((2, 4))),
             ShapeError,
-            r"target of the input's shape \(2, 3\), got shape \(2,\)",
+            r"target of the input's shape \(2, 3\), got shape \(2, 4\)",
         ),
         (
             lambda: fl.cross_entropy_forward(LOGITS, np.array([True, False])),
