@@ -19,7 +19,8 @@ import numpy as np
 
 from audioembed.errors import InvalidOptionError, ShapeError
 from audioembed.nn import winograd
-from audioembed.nn.training_ops import (
+# The train/eval ops and losses are defined in training_ops.py and re-exported here, as torch's F does.
+from audioembed.nn.training_ops import (  # noqa: F401
     batch_norm,
     binary_cross_entropy_with_logits,
     cross_entropy,
@@ -28,21 +29,6 @@ from audioembed.nn.training_ops import (
     layer_norm,
     mse_loss,
 )
-
-__all__ = [  # the train/eval ops and losses live in training_ops.py; re-exported here as torch's F does
-    "batch_norm",
-    "binary_cross_entropy_with_logits",
-    "conv2d",
-    "cross_entropy",
-    "dropout",
-    "flatten",
-    "instance_norm",
-    "layer_norm",
-    "linear",
-    "max_pool2d",
-    "mse_loss",
-    "relu",
-]
 
 # Images per im2col chunk: enough that each GEMM has ~IM2COL_TARGET_ROWS rows, so OpenBLAS's packing of
 # the weight matrix is amortised (a chunk of one 12×8 image, 96 rows, runs conv4_2 several times slower),
