@@ -2,17 +2,21 @@
 
 ``Module`` / ``Parameter`` hold state, the containers compose modules, the layers call the stateless
 kernels of :mod:`audioembed.nn.functional`. Activations are NHWC and weights use TF's layouts.
+:mod:`audioembed.nn.autograd` adds training: wrap a batch in a :class:`Tensor` and call ``backward``.
 """
 
-from audioembed.nn import functional
+from audioembed.nn import autograd, functional
+from audioembed.nn.autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from audioembed.nn.containers import ModuleDict, ModuleList, Sequential
+from audioembed.nn.hooks import RemovableHandle
 from audioembed.nn.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
-from audioembed.nn.module import Module, RemovableHandle
+from audioembed.nn.module import Module
 from audioembed.nn.parameter import Parameter
 
 __all__ = [
     "Conv2d",
     "Flatten",
+    "Function",
     "Linear",
     "MaxPool2d",
     "Module",
@@ -22,5 +26,11 @@ __all__ = [
     "ReLU",
     "RemovableHandle",
     "Sequential",
+    "Tensor",
+    "autograd",
+    "enable_grad",
     "functional",
+    "is_grad_enabled",
+    "no_grad",
+    "set_grad_enabled",
 ]
