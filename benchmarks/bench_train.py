@@ -217,8 +217,8 @@ def main() -> None:
             note = "" if m["reset"] else "  (peak counter not resettable: includes loading)"
             loss = ", ".join(f"{v:.4f}" for v in m["losses"])
             print(
-                f"  {engine:>5} {setting:>6}: {m['peak_rss_mib']:7.0f} MiB (loaded {m['loaded_rss_mib']:.0f} MiB; "
-                f"losses {loss}){note}"
+                f"  {engine:>5} {setting:>6}: {m['peak_rss_mib']:7.0f} MiB "
+                f"(loaded {m['loaded_rss_mib']:.0f} MiB; losses {loss}){note}"
             )
     print(f"\nload avg at the end {os.getloadavg()[0]:.1f}")
 

@@ -6,10 +6,12 @@ one by one (and the same gradients, to float32 rounding), organised for speed an
 - **Work split by images.** Every image's forward and backward chain is independent except for the weight
   gradients, so chunks of images go to two Python workers (:class:`~audioembed.nn.threads.WorkerPool`), each
   running single-threaded BLAS, as the inference engine does; each worker sums its own weight gradients.
-- **Winograd both ways.** Layers with enough input channels run forward by Winograd F(4×4, 3×3) as three
+- **Winograd three ways.** Layers with enough input channels run forward by Winograd F(4×4, 3×3) as three
   GEMMs; the input gradient is the same kind of convolution (of the output gradient with the kernel flipped
-  and its channel axes swapped), so it runs by Winograd too. The weight gradient is one GEMM per chunk over
-  im2col patches of the saved input. Layers with few input channels (conv1) use im2col GEMMs.
+  and its channel axes swapped), so it runs by Winograd too; and the weight gradient is the transpose of
+  the same bilinear form: ``dW = Gᵀ [Σ_tiles (Bᵀ d B) ⊙ (A e Aᵀ)] G`` for input tiles ``d`` and output
+  gradient tiles ``e``, i.e. 36 GEMMs ``[Cin, T] @ [T, Cout]`` (4× fewer multiplies than im2col). Layers
+  with few input channels (conv1) use im2col GEMMs.
 - **Little saved.** Each layer's zero-padded input (which is the previous layer's output) is kept for the
   weight gradient; a pooled layer keeps its pooled output plus a uint8 winner per window (where the maximum
   was), from which backward rebuilds the ReLU mask and the un-pooling: about 1.8 MB per VGGish example.
@@ -33,7 +35,9 @@ from audioembed.nn.winograd import tile_view, winograd_matrices
 
 TILE = 4  # Winograd output tile
 IM2COL_MAX_CHANNELS = 4  # input channels up to which a layer uses im2col instead of Winograd
-CHUNK_IMAGES = 4  # images per work item: ~10-20 MB of scratch per worker for VGGish's layers
+# Rows per GEMM (Winograd tiles, or pixels for im2col layers) a work item aims at: enough that the weight
+# gradient's GEMMs (whose inner dimension this is) run near BLAS speed; images per item follow per layer.
+TARGET_ROWS = 512
 _F32 = np.float32
 
 
@@ -43,6 +47,8 @@ def _kron_transforms() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 _BT, _G, _AT = _kron_transforms()  # [36, 36] input, [36, 9] kernel, [16, 36] output transforms
+_GT = np.ascontiguousarray(_G.T)  # [9, 36]: back from the Winograd domain to a 3×3 kernel gradient
+_A = np.ascontiguousarray(_AT.T)  # [36, 16]: output-gradient tiles into the Winograd domain
 
 
 def transform_kernel(weight: np.ndarray) -> np.ndarray:
@@ -63,21 +69,49 @@ def split_view(a: np.ndarray, p: int) -> np.ndarray:
     return np.lib.stride_tricks.as_strided(a, (n, h // p, p, w // p, p, c), (sn, p * sh, sh, p * sw, sw, sc))
 
 
+def transform_input(padded: np.ndarray) -> np.ndarray:
+    """Winograd-domain input tiles of ``padded [n, H+2, W+2, Cin]``: ``[36, T, Cin]`` (T = n·H·W / 16)."""
+    n, hp, wp, cin = padded.shape
+    th, tw = (hp - 2) // TILE, (wp - 2) // TILE
+    tiles = np.empty((6, 6, n, th, tw, cin), _F32)
+    np.copyto(tiles, tile_view(padded, TILE))  # overlapping 6×6 input tiles
+    return (_BT @ tiles.reshape(36, -1)).reshape(36, n * th * tw, cin)
+
+
 def winograd_conv(padded: np.ndarray, u: np.ndarray, out: np.ndarray) -> None:
     """3×3 SAME convolution ``padded [n, H+2, W+2, Cin]`` (zero border) → ``out [n, H, W, Cout]`` (a view).
 
     ``u`` is :func:`transform_kernel` of the kernel; H and W are multiples of 4.
     """
-    n, hp, wp, cin = padded.shape
+    n, hp, wp, _ = padded.shape
     th, tw = (hp - 2) // TILE, (wp - 2) // TILE
     t, cout = n * th * tw, u.shape[2]
-    tiles = np.empty((6, 6, n, th, tw, cin), _F32)
-    np.copyto(tiles, tile_view(padded, TILE))  # overlapping 6×6 input tiles
-    v = (_BT @ tiles.reshape(36, t * cin)).reshape(36, t, cin)  # input transform
+    v = transform_input(padded)
     products = np.matmul(v, u)  # 36 GEMMs [T, Cin] @ [Cin, Cout]
     y = _AT @ products.reshape(36, t * cout)  # output transform [16, T·Cout]
     planes = y.reshape(TILE, TILE, n, th, tw, cout).transpose(2, 3, 0, 4, 1, 5)  # [n, th, r, tw, c, C]
     np.copyto(split_view(out, TILE), planes)
+
+
+def winograd_weight_grad(padded: np.ndarray, grad_z: np.ndarray) -> np.ndarray:
+    """Kernel gradient ``[3, 3, Cin, Cout]`` of a 3×3 SAME convolution, by Winograd.
+
+    Parameters
+    ----------
+    padded : np.ndarray [shape=(n, H+2, W+2, Cin)]
+        The layer's zero-padded input; H and W multiples of 4.
+    grad_z : np.ndarray [shape=(n, H, W, Cout)]
+        Gradient of the loss with respect to the convolution's output (any strides).
+    """
+    n, h, w, cout = grad_z.shape
+    cin = padded.shape[3]
+    t = n * (h // TILE) * (w // TILE)
+    v = transform_input(padded)  # [36, T, Cin]
+    tiles = np.empty((TILE, TILE, n, h // TILE, w // TILE, cout), _F32)
+    np.copyto(tiles, split_view(grad_z, TILE).transpose(2, 4, 0, 1, 3, 5))  # 4×4 output-gradient tiles
+    e = (_A @ tiles.reshape(TILE * TILE, t * cout)).reshape(36, t, cout)  # [36, T, Cout]
+    m = np.matmul(v.transpose(0, 2, 1), e)  # 36 GEMMs [Cin, T] @ [T, Cout]
+    return (_GT @ m.reshape(36, cin * cout)).reshape(3, 3, cin, cout)
 
 
 def im2col(padded: np.ndarray) -> np.ndarray:
@@ -193,24 +227,33 @@ class TrainableConvStack:
         last = layers[-1]
         out = np.empty((n, *last.out_hw, last.cout), _F32)
         winners = [np.empty((n, *ly.out_hw, ly.cout), np.uint8) if ly.pool else None for ly in layers]
-
-        def run(worker: int, span: tuple[int, int]) -> None:
-            lo, hi = span
-            for index, layer in enumerate(layers):
-                dst = inputs[index + 1][lo:hi, 1:-1, 1:-1] if index + 1 < len(layers) else out[lo:hi]
-                z = layer.conv(inputs[index][lo:hi])
-                np.maximum(z, 0, out=z)  # ReLU
-                if layer.pool:
-                    pool_with_winners(z, dst, winners[index][lo:hi])
-                else:
-                    np.copyto(dst, z)
-
         with blas_threads(1):
-            self.pool.run(run, _spans(n))
+            for index, layer in enumerate(layers):  # layer by layer: each with its own chunk size
+
+                def run(
+                    worker: int, span: tuple[int, int], index: int = index, layer: _Layer = layer
+                ) -> None:
+                    lo, hi = span
+                    dst = inputs[index + 1][lo:hi, 1:-1, 1:-1] if index + 1 < len(layers) else out[lo:hi]
+                    z = layer.conv(inputs[index][lo:hi])
+                    np.maximum(z, 0, out=z)  # ReLU
+                    if layer.pool:
+                        pool_with_winners(z, dst, winners[index][lo:hi])
+                    else:
+                        np.copyto(dst, z)
+
+                self.pool.run(run, self._spans(n, layer))
         needs = ctx.needs_input_grad
         ctx.stack, ctx.layers, ctx.inputs, ctx.winners, ctx.out = self, layers, inputs, winners, out
         ctx.need_x, ctx.need_params = needs[1], needs[2:]
         return out.copy() if needs[1] or any(needs[2:]) else out  # the saved array stays private
+
+    def _spans(self, n: int, layer: _Layer) -> list[tuple[int, int]]:
+        """Chunks of images for one layer: about TARGET_ROWS GEMM rows each, and work for every worker."""
+        rows = layer.h * layer.w // (TILE * TILE if layer.winograd else 1)  # tiles or pixels per image
+        per_worker = -(-n // self.pool.num_workers)
+        size = max(1, min(per_worker, -(-TARGET_ROWS // rows)))
+        return [(lo, min(lo + size, n)) for lo in range(0, n, size)]
 
     # --- backward --------------------------------------------------------------------------------------
     def backward(self, ctx: FunctionCtx, grad: np.ndarray) -> tuple[Any, ...]:
@@ -219,64 +262,65 @@ class TrainableConvStack:
         # The input gradient of layer i is needed when some earlier layer (or x) needs a gradient.
         first_needed = next((i for i in range(len(layers)) if need[2 * i] or need[2 * i + 1]), len(layers))
         lowest = 0 if ctx.need_x else first_needed
-        for index, layer in enumerate(layers):
-            if layer.winograd and index > lowest:
-                layer.u_flipped = transform_kernel(flipped_kernel(layer.weight))
         n = grad.shape[0]
         workers = self.pool.num_workers
-        grad_w = [
-            [np.zeros(ly.weight.shape, _F32) if need[2 * i] else None for i, ly in enumerate(layers)]
-            for _ in range(workers)
-        ]
-        grad_b = [
-            [np.zeros(ly.cout, _F32) if need[2 * i + 1] else None for i, ly in enumerate(layers)]
-            for _ in range(workers)
-        ]
-        grad_x = np.empty((n, layers[0].h, layers[0].w, layers[0].cin), _F32) if ctx.need_x else None
-
-        def run(worker: int, span: tuple[int, int]) -> None:
-            lo, hi = span
-            dy = np.asarray(grad[lo:hi], dtype=_F32)
+        grads: list[Any] = [None, None] + [None] * (2 * len(layers))
+        dy = np.asarray(grad, dtype=_F32)  # gradient of the current layer's (pooled) output
+        with blas_threads(1):
             for index in range(len(layers) - 1, lowest - 1, -1):
                 layer = layers[index]
-                after = inputs[index + 1][lo:hi, 1:-1, 1:-1] if index + 1 < len(layers) else out[lo:hi]
-                dz = np.zeros((hi - lo, layer.h + 2, layer.w + 2, layer.cout), _F32)  # zero border: padding
-                inner = dz[:, 1:-1, 1:-1]
-                masked = dy * (after > 0)  # ReLU: the output (pooled or not) is positive where it passed
-                if layer.pool:
-                    win = winners[index][lo:hi]
-                    for k in range(4):
-                        np.copyto(inner[:, k // 2 :: 2, k % 2 :: 2], masked, where=win == k)
-                else:
-                    np.copyto(inner, masked)
-                rows = (hi - lo) * layer.h * layer.w
-                dz2d = np.ascontiguousarray(inner).reshape(rows, layer.cout)
-                if grad_b[worker][index] is not None:
-                    grad_b[worker][index] += dz2d.sum(axis=0)
-                if grad_w[worker][index] is not None:
-                    cols = im2col(inputs[index][lo:hi])  # [rows, 9·Cin]
-                    grad_w[worker][index] += (cols.T @ dz2d).reshape(layer.weight.shape)
-                if index == lowest and not ctx.need_x:
-                    break
-                if layer.winograd and layer.u_flipped is not None:
-                    dy = np.empty((hi - lo, layer.h, layer.w, layer.cin), _F32)
-                    winograd_conv(dz, layer.u_flipped, dy)
-                else:
-                    dy = functional_backward.conv2d_backward_input(
-                        np.ascontiguousarray(inner), layer.weight, (hi - lo, layer.h, layer.w, layer.cin)
-                    )
-            if grad_x is not None:
-                grad_x[lo:hi] = dy
+                after = inputs[index + 1][:, 1:-1, 1:-1] if index + 1 < len(layers) else out
+                want_dx = index > lowest or ctx.need_x
+                dx = np.empty((n, layer.h, layer.w, layer.cin), _F32) if want_dx else None
+                u_flipped = (
+                    transform_kernel(flipped_kernel(layer.weight)) if want_dx and layer.winograd else None
+                )
+                gw = [np.zeros(layer.weight.shape, _F32) if need[2 * index] else None for _ in range(workers)]
+                gb = [np.zeros(layer.cout, _F32) if need[2 * index + 1] else None for _ in range(workers)]
 
-        with blas_threads(1):
-            self.pool.run(run, _spans(n))
-        grads: list[Any] = [None, grad_x]
-        for index in range(len(layers)):
-            for partials in (grad_w, grad_b):
-                parts = [p[index] for p in partials if p[index] is not None]
-                grads.append(np.sum(parts, axis=0) if len(parts) > 1 else (parts[0] if parts else None))
+                def run(
+                    worker: int,
+                    span: tuple[int, int],
+                    index: int = index,
+                    layer: _Layer = layer,
+                    after: np.ndarray = after,
+                    dy: np.ndarray = dy,
+                    dx: np.ndarray | None = dx,
+                    u_flipped: np.ndarray | None = u_flipped,
+                    gw: list = gw,
+                    gb: list = gb,
+                ) -> None:
+                    lo, hi = span
+                    dz = np.zeros((hi - lo, layer.h + 2, layer.w + 2, layer.cout), _F32)  # zero border
+                    inner = dz[:, 1:-1, 1:-1]
+                    masked = dy[lo:hi] * (after[lo:hi] > 0)  # ReLU passed where the output is positive
+                    if layer.pool:  # un-pool: each window's gradient to its winner
+                        win = winners[index][lo:hi]
+                        for k in range(4):
+                            np.copyto(inner[:, k // 2 :: 2, k % 2 :: 2], masked, where=win == k)
+                    else:
+                        np.copyto(inner, masked)
+                    if gb[worker] is not None:
+                        gb[worker] += inner.sum(axis=(0, 1, 2))
+                    if gw[worker] is not None and layer.winograd:
+                        gw[worker] += winograd_weight_grad(inputs[index][lo:hi], inner)
+                    elif gw[worker] is not None:
+                        cols = im2col(inputs[index][lo:hi])  # [rows, 9·Cin]
+                        dz2d = np.ascontiguousarray(inner).reshape(len(cols), layer.cout)
+                        gw[worker] += (cols.T @ dz2d).reshape(layer.weight.shape)
+                    if dx is None:
+                        return
+                    if u_flipped is not None:
+                        winograd_conv(dz, u_flipped, dx[lo:hi])
+                    else:
+                        dx[lo:hi] = functional_backward.conv2d_backward_input(
+                            np.ascontiguousarray(inner), layer.weight, (hi - lo, layer.h, layer.w, layer.cin)
+                        )
+
+                self.pool.run(run, self._spans(n, layer))
+                for slot, partials in ((2 + 2 * index, gw), (3 + 2 * index, gb)):
+                    parts = [p for p in partials if p is not None]
+                    grads[slot] = np.sum(parts, axis=0) if len(parts) > 1 else (parts[0] if parts else None)
+                dy = dx
+        grads[1] = dy if ctx.need_x else None
         return tuple(grads)
-
-
-def _spans(n: int) -> list[tuple[int, int]]:
-    return [(lo, min(lo + CHUNK_IMAGES, n)) for lo in range(0, n, CHUNK_IMAGES)]
