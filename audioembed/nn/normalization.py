@@ -10,6 +10,7 @@ None); in eval mode the running statistics normalise.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -58,7 +59,12 @@ def _param(param: Parameter | None, x: object) -> np.ndarray | Parameter | None:
 
 
 class _NormBase(Module):
-    """Parameters and running statistics of a per-channel norm over ``num_features`` channels."""
+    """Parameters and running statistics of a per-channel norm over ``num_features`` channels.
+
+    State-dict layout version 2 (as in PyTorch): version 1 had no ``num_batches_tracked`` buffer.
+    """
+
+    _version = 2
 
     def __init__(
         self,
@@ -90,6 +96,15 @@ class _NormBase(Module):
             for name in ("running_mean", "running_var", "num_batches_tracked"):
                 self.register_buffer(name, None)
         self.reset_parameters()
+
+    def _upgrade_state(self, state_dict: dict[str, Any], prefix: str, version: int) -> None:
+        """Version 1 -> 2: state without ``num_batches_tracked`` keeps this module's counter, as PyTorch does.
+
+        Left alone when the key is already there (a version-2 state whose version record was lost).
+        """
+        key = prefix + "num_batches_tracked"
+        if version < 2 and self.track_running_stats and key not in state_dict:
+            state_dict[key] = self.num_batches_tracked.copy()
 
     def reset_running_stats(self) -> None:
         """Running mean 0, running variance 1, no batch seen."""
