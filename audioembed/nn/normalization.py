@@ -36,12 +36,14 @@ def _check_flag(value: object, name: str) -> bool:
 
 
 def _check_x(
-    layer: Module, x: object, expected: str, ranks: tuple[int, ...], trailing: tuple[int, ...]
+    layer: Module, x: object, expected: str, ranks: tuple[int, ...] | None, trailing: tuple[int, ...]
 ) -> object:
-    """Check rank, trailing axes and floating dtype (the parameters' dtype when there are some)."""
+    """Check rank (one of ``ranks``; any when None), trailing axes and floating dtype (the parameters')."""
     array = x.data if isinstance(x, Tensor) else np.asarray(x)
     k = len(trailing)
-    if array.ndim not in ranks or tuple(array.shape[array.ndim - k :]) != trailing:
+    if (ranks is not None and array.ndim not in ranks) or tuple(
+        array.shape[max(array.ndim - k, 0) :]
+    ) != trailing:
         raise ShapeError(f"{type(layer).__name__} expects input of shape {expected}, got shape {array.shape}")
     weight = getattr(layer, "weight", None)
     wanted = weight.dtype if weight is not None else None
@@ -280,7 +282,7 @@ class LayerNorm(Module):
     def forward(self, x: np.ndarray) -> np.ndarray:
         shape = self.normalized_shape
         expected = "[..., " + ", ".join(map(str, shape)) + "]"
-        _check_x(self, x, expected, tuple(range(len(shape), 64)), shape)
+        _check_x(self, x, expected, None, shape)
         return training_ops.layer_norm(x, shape, _param(self.weight, x), _param(self.bias, x), self.eps)
 
     def extra_repr(self) -> str:
