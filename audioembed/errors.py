@@ -74,3 +74,7 @@ class WeightsDownloadError(WeightsError):
 
 class WeightsVerificationError(WeightsError):
     """Freshly converted weights did not reproduce the reference smoke-test statistics."""
+
+
+class ModelRegistryError(AudioEmbedError):
+    """A model name was registered twice, or a registration is malformed (a programming error, not input)."""
