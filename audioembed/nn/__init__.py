@@ -47,6 +47,6 @@ __all__ = [
 ]
 
 # --- Training utilities (issue 10): optimizers and schedules, gradient clipping, the model registry. -------
-from audioembed.nn import optim, registry, utils
+from audioembed.nn import optim, registry, serialization, utils
 
-__all__ += ["optim", "registry", "utils"]
+__all__ += ["optim", "registry", "serialization", "utils"]

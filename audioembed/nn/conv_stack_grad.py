@@ -126,14 +126,16 @@ def im2col(padded: np.ndarray) -> np.ndarray:
 
 def pool_with_winners(r: np.ndarray, out: np.ndarray, winners: np.ndarray) -> None:
     """2×2 max-pool of ``r [n, H, W, C]`` into ``out``, recording the first maximum's position (0-3)."""
-    members = [r[:, di::2, dj::2] for di in range(2) for dj in range(2)]  # row-major window order
-    np.copyto(out, members[0])
-    winners.fill(0)
-    better = np.empty(out.shape, dtype=bool)
-    for k in range(1, 4):
-        np.greater(members[k], out, out=better)
-        np.copyto(out, members[k], where=better)
-        np.copyto(winners, k, where=better)
+    m0, m1, m2, m3 = (r[:, di::2, dj::2] for di in range(2) for dj in range(2))  # row-major window order
+    # Pairwise: the top row's and the bottom row's winners, then which row wins (strictly: ties stay first).
+    top_right = np.greater(m1, m0)
+    bottom_right = np.greater(m3, m2)
+    top = np.maximum(m0, m1)
+    bottom = np.maximum(m2, m3, out=out)
+    bottom_wins = np.greater(bottom, top)
+    np.maximum(top, bottom, out=out)
+    np.copyto(winners, top_right)  # 0 or 1
+    np.copyto(winners, bottom_right.view(np.uint8) + np.uint8(2), where=bottom_wins)  # 2 or 3
 
 
 class _Layer:
@@ -291,8 +293,11 @@ class TrainableConvStack:
                     gb: list = gb,
                 ) -> None:
                     lo, hi = span
-                    dz = np.zeros((hi - lo, layer.h + 2, layer.w + 2, layer.cout), _F32)  # zero border
-                    inner = dz[:, 1:-1, 1:-1]
+                    # Gradient of the pre-activation output; padded (zero border) when a Winograd input
+                    # gradient reads it, else contiguous for the weight gradient's GEMM.
+                    border = 1 if u_flipped is not None else 0
+                    dz = np.zeros((hi - lo, layer.h + 2 * border, layer.w + 2 * border, layer.cout), _F32)
+                    inner = dz[:, 1:-1, 1:-1] if border else dz
                     masked = dy[lo:hi] * (after[lo:hi] > 0)  # ReLU passed where the output is positive
                     if layer.pool:  # un-pool: each window's gradient to its winner
                         win = winners[index][lo:hi]
