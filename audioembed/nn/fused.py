@@ -190,7 +190,7 @@ class ConvStackPlan:
                 for size, (h, w, c) in zip(sizes, stage.shapes, strict=True)
             ]
         if first:
-            stage.split[0][:n, 1:-1, 1:-1] = src
+            np.copyto(stage.split[0][:n, 1:-1, 1:-1], src)
             src = stage.split[0][:n]
         for k, layer in enumerate(stage.layers):
             last = k == len(stage.layers) - 1
@@ -258,7 +258,7 @@ class ConvStackPlan:
             count = hi - lo
             if first:
                 padded = buffers[0][:count]
-                padded[:, 1:-1, 1:-1] = src[lo:hi]
+                np.copyto(padded[:, 1:-1, 1:-1], src[lo:hi])
                 current = padded
             else:
                 current = src[lo:hi]

@@ -70,7 +70,7 @@ class DensePlan:
     def _layer(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray, relu: bool) -> np.ndarray:
         gemv = 0 < x.shape[0] <= GEMV_MAX_ROWS
         out = (self._gemv_layer if gemv else self._gemm_layer)(x, weight)
-        out += bias
+        np.add(out, bias, out=out)
         if relu:
             np.maximum(out, 0.0, out=out)
         return out
@@ -86,7 +86,7 @@ class DensePlan:
 
         def work(_worker: int, span: tuple[int, int]) -> None:
             lo, hi = span
-            out[:, lo:hi] = x @ weight[:, lo:hi]  # [N, hi - lo]
+            np.matmul(x, weight[:, lo:hi], out=out[:, lo:hi])  # [N, hi - lo]
 
         self.pool.run(work, spans)
         return out
@@ -103,7 +103,7 @@ class DensePlan:
         def work(_worker: int, index: int) -> None:
             lo, hi = spans[index]
             for i, row in enumerate(x):
-                partial[index, i] = row[lo:hi] @ weight[lo:hi]  # GEMV on a contiguous slab: [out]
+                np.matmul(row[lo:hi], weight[lo:hi], out=partial[index, i])  # GEMV on a contiguous slab
 
         self.pool.run(work, range(len(spans)))
         return partial.sum(axis=0)  # [N, out]
