@@ -40,7 +40,7 @@ MIN_ITEMS_PER_WORKER = 2  # image chunks per worker and stage, when the batch ha
 class _Stage:
     layers: list[Layer]
     chunk: int  # most images per work item, from the scratch budget
-    inner: list[list[np.ndarray]]  # per worker: padded buffers between the stage's layers
+    inner: list[tuple[int, int, int]]  # (H, W, C) of the padded buffers a work item needs (see _inner_buffers)
     split_max: int  # most images the channel-split mode takes, from the scratch budget
     tiles_per_image: int  # of the stage's first Winograd layer (0 without one)
     shapes: list[tuple[int, int, int]]  # (H, W, C) of the stage's input and of each inner activation
@@ -108,6 +108,12 @@ class ConvStackPlan:
         self._lock = threading.Lock()
         self._stages = self._make_stages(built, scratch_bytes)
         self._scratch = [Scratch() for _ in range(self.pool.num_workers)]
+        # One arena per worker for the padded buffers inside a stage, shared by all stages (they run one
+        # after the other): sized for the largest stage instead of the sum of them.
+        self._inner_size = max(
+            stage.chunk * sum((h + 2) * (w + 2) * c for h, w, c in stage.inner) for stage in self._stages
+        )
+        self._inner = [np.empty(0, np.float32) for _ in range(self.pool.num_workers)]
         self._between: list[np.ndarray] = []  # padded full-batch buffers between stages
         self._shared = np.empty(0, np.float32)  # a channel-split layer's input transform, read by all workers
 
@@ -134,7 +140,10 @@ class ConvStackPlan:
             shapes += [(*layer.out_hw, layer.cout) for layer in group[:-1]]
             tiles = winograd[0].th * winograd[0].tw if winograd else 0
             split_max = max(workers - 1, scratch_bytes // split_per_image)
-            stages.append(_Stage(group, chunk, [[] for _ in range(workers)], split_max, tiles, shapes))
+            # A work item's padded buffers: its input when the stage reads the caller's (unpadded) array,
+            # then the output of every layer but the last (which writes into the next stage's buffer).
+            inner = ([shapes[0]] if not stages else []) + shapes[1:]
+            stages.append(_Stage(group, chunk, inner, split_max, tiles, shapes))
         return stages
 
     @property
@@ -254,10 +263,10 @@ class ConvStackPlan:
 
         def work(worker: int, span: tuple[int, int]) -> None:
             lo, hi = span
-            buffers = self._inner_buffers(stage, worker, first)
             count = hi - lo
+            buffers = self._inner_buffers(stage, worker, count)
             if first:
-                padded = buffers[0][:count]
+                padded = buffers[0]
                 np.copyto(padded[:, 1:-1, 1:-1], src[lo:hi])
                 current = padded
             else:
@@ -267,20 +276,28 @@ class ConvStackPlan:
                     target = dst[lo:hi]
                     layer.run(current, target, self._scratch[worker])
                 else:
-                    nxt = buffers[k + 1][:count]
+                    nxt = buffers[k + 1 if first else k]
                     layer.run(current, nxt[:, 1:-1, 1:-1], self._scratch[worker])
                     current = nxt
 
         self.pool.run(work, spans)
 
-    def _inner_buffers(self, stage: _Stage, worker: int, first: bool) -> list[np.ndarray]:
-        buffers = stage.inner[worker]
-        if not buffers:
-            layer0 = stage.layers[0]
-            shapes = [(layer0.h, layer0.w, layer0.cin)] if first else [(0, 0, 0)]
-            shapes += [(*layer.out_hw, layer.cout) for layer in stage.layers[:-1]]
-            for h, w, c in shapes:
-                buffers.append(np.zeros((stage.chunk, h + 2, w + 2, c), dtype=np.float32))
+    def _inner_buffers(self, stage: _Stage, worker: int, count: int) -> list[np.ndarray]:
+        """The padded buffers of one work item of ``count`` images, carved from the worker's arena.
+
+        The arena is shared by the stages, so the zero borders (the padding the next layer reads) are
+        zeroed again here; the interiors are overwritten by the layers.
+        """
+        if self._inner[worker].size < self._inner_size:
+            self._inner[worker] = np.empty(self._inner_size, dtype=np.float32)
+        arena, offset, buffers = self._inner[worker], 0, []
+        for h, w, c in stage.inner:
+            size = count * (h + 2) * (w + 2) * c
+            buffer = arena[offset : offset + size].reshape(count, h + 2, w + 2, c)
+            offset += size
+            for border in (buffer[:, 0], buffer[:, -1], buffer[:, 1:-1, 0], buffer[:, 1:-1, -1]):
+                border.fill(0.0)
+            buffers.append(buffer)
         return buffers
 
     def release_buffers(self) -> None:
@@ -288,8 +305,8 @@ class ConvStackPlan:
         with self._lock:
             self._between, self._shared = [], np.empty(0, np.float32)
             self._scratch = [Scratch() for _ in range(self.pool.num_workers)]
+            self._inner = [np.empty(0, np.float32) for _ in range(self.pool.num_workers)]
             for stage in self._stages:
-                stage.inner = [[] for _ in range(self.pool.num_workers)]
                 stage.split = []
 
     def close(self) -> None:
