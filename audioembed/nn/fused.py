@@ -25,6 +25,7 @@ import numpy as np
 
 from audioembed.errors import InvalidOptionError, ShapeError
 from audioembed.nn.fused_layers import Layer, PatchLayer, Scratch, WinogradLayer
+from audioembed.nn.pages import release_pages
 from audioembed.nn.threads import WorkerPool, blas_threads
 
 DEFAULT_SCRATCH_BYTES = 16 * 2**20  # per worker: big enough for ≥ 4 conv2 images, small enough for L3 / RSS
@@ -40,7 +41,7 @@ MIN_ITEMS_PER_WORKER = 2  # image chunks per worker and stage, when the batch ha
 class _Stage:
     layers: list[Layer]
     chunk: int  # most images per work item, from the scratch budget
-    inner: list[tuple[int, int, int]]  # (H, W, C) of the padded buffers a work item needs (see _inner_buffers)
+    inner: list[tuple[int, int, int]]  # (H, W, C) of a work item's padded buffers (_inner_buffers)
     split_max: int  # most images the channel-split mode takes, from the scratch budget
     tiles_per_image: int  # of the stage's first Winograd layer (0 without one)
     shapes: list[tuple[int, int, int]]  # (H, W, C) of the stage's input and of each inner activation
@@ -103,6 +104,9 @@ class ConvStackPlan:
                 layer = WinogradLayer(weight, bias, bool(pool), h, w, tile)
             built.append(layer)
             (h, w), c = layer.out_hw, layer.cout
+            # Kernels mapped from a weights file: the plan has transformed them, so their pages leave the
+            # resident set (only tiny batches read them again; they fault back in from the page cache).
+            release_pages(weight)
         self.output_shape = (h, w, c)
         self.pool = WorkerPool(num_workers)
         self._lock = threading.Lock()
