@@ -89,24 +89,12 @@ class ConvStackPlan:
         h, w, c = (int(v) for v in input_shape)
         self.input_shape = (h, w, c)
         built: list[Layer] = []
-        for index, (weight, bias, pool) in enumerate(layers):
-            weight = np.asarray(weight)
-            bias = np.array(bias, dtype=np.float32)  # a copy: the plan is a snapshot of the weights
-            if weight.shape[:3] != (3, 3, c) or weight.ndim != 4:
-                raise ShapeError(f"layer {index}: expected a [3, 3, {c}, Cout] kernel, got {weight.shape}")
-            if bias.shape != (weight.shape[3],):
-                raise ShapeError(f"layer {index}: bias must be ({weight.shape[3]},), got {bias.shape}")
-            if pool and (h % 2 or w % 2):
-                raise ShapeError(f"layer {index}: 2×2 pooling needs even height and width, got {(h, w)}")
-            if c <= _PATCH_MAX_CHANNELS:
-                layer: Layer = PatchLayer(weight, bias, bool(pool), h, w)
-            else:
-                layer = WinogradLayer(weight, bias, bool(pool), h, w, tile)
-            built.append(layer)
-            (h, w), c = layer.out_hw, layer.cout
-            # Kernels mapped from a weights file: the plan has transformed them, so their pages leave the
-            # resident set (only tiny batches read them again; they fault back in from the page cache).
-            release_pages(weight)
+        # The weight transforms are small float64 GEMMs: with OpenBLAS's own threads they spin-wait on a busy
+        # machine (measured 10x slower), and start-up time is part of every `audioembed embed` run.
+        with blas_threads(1):
+            for index, (weight, bias, pool) in enumerate(layers):
+                built.append(self._build_layer(index, weight, bias, pool, h, w, c, tile))
+                (h, w), c = built[-1].out_hw, built[-1].cout
         self.output_shape = (h, w, c)
         self.pool = WorkerPool(num_workers)
         self._lock = threading.Lock()
@@ -120,6 +108,27 @@ class ConvStackPlan:
         self._inner = [np.empty(0, np.float32) for _ in range(self.pool.num_workers)]
         self._between: list[np.ndarray] = []  # padded full-batch buffers between stages
         self._shared = np.empty(0, np.float32)  # a channel-split layer's input transform, read by all workers
+
+    @staticmethod
+    def _build_layer(
+        index: int, weight: np.ndarray, bias: np.ndarray, pool: bool, h: int, w: int, c: int, tile: int
+    ) -> Layer:
+        weight = np.asarray(weight)
+        bias = np.array(bias, dtype=np.float32)  # a copy: the plan is a snapshot of the weights
+        if weight.shape[:3] != (3, 3, c) or weight.ndim != 4:
+            raise ShapeError(f"layer {index}: expected a [3, 3, {c}, Cout] kernel, got {weight.shape}")
+        if bias.shape != (weight.shape[3],):
+            raise ShapeError(f"layer {index}: bias must be ({weight.shape[3]},), got {bias.shape}")
+        if pool and (h % 2 or w % 2):
+            raise ShapeError(f"layer {index}: 2×2 pooling needs even height and width, got {(h, w)}")
+        if c <= _PATCH_MAX_CHANNELS:
+            layer: Layer = PatchLayer(weight, bias, bool(pool), h, w)
+        else:
+            layer = WinogradLayer(weight, bias, bool(pool), h, w, tile)
+        # Kernels mapped from a weights file: the plan has transformed them, so their pages leave the
+        # resident set (only tiny batches read them again; they fault back in from the page cache).
+        release_pages(weight)
+        return layer
 
     def _make_stages(self, layers: list[Layer], scratch_bytes: int) -> list[_Stage]:
         # A stage ends at a pooling layer (activations shrink 4×); a patch layer joins the following stage
