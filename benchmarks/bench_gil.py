@@ -229,7 +229,7 @@ def main() -> None:
         low, mid, high = (100 * v for v in (min(values), statistics.median(values), max(values)))
         print(f"GIL held, {label}: {mid:.1f} % (min {low:.1f}, max {high:.1f})")
     serial = statistics.median(held)
-    print(f"GIL-held time per forward: {1e3 * serial:.1f} ms (a floor for the forward on any number of cores)")
+    print(f"GIL-held time per forward: {1e3 * serial:.1f} ms (a floor on any number of cores)")
     if f > 0:
         print(f"  no number of cores makes this forward more than {1 / f:.0f}× faster than here")
 
