@@ -84,9 +84,7 @@ class MergedMetrics:
         self._ports = ports
         self.processes = Gauge("audioembed_processes", "server processes alive under this supervisor")
         self.processes.read = live
-        self.restarts = Counter(
-            "audioembed_process_restarts_total", "server processes restarted after dying"
-        )
+        self.restarts = Counter("audioembed_process_restarts_total", "server processes restarted after dying")
         self.restarts.inc(0)  # exported as 0 from the start, not absent until the first restart
 
     def render(self) -> str:
