@@ -123,10 +123,13 @@ class Supervisor:
         The children's configuration: a concrete port, ``processes`` = N, metrics on loopback port 0 (or off).
     log_level : str
         The children's logging threshold (the command line's ``--log-level``).
+    max_restarts : int
+        Restarts of dead children allowed within ``RESTART_WINDOW_SECONDS``; one more stops the server.
     """
 
     config: ServerConfig
     log_level: str = "WARNING"
+    max_restarts: int = MAX_RESTARTS
     children: dict[int, _Child] = field(default_factory=dict)
     restarts: list[float] = field(default_factory=list)  # monotonic times of restarts, for the budget
     restart_count: int = 0
@@ -188,7 +191,7 @@ class Supervisor:
                 return EXIT_FAILED
             now = time.monotonic()
             self.restarts = [t for t in self.restarts if now - t < RESTART_WINDOW_SECONDS] + [now]
-            if len(self.restarts) > MAX_RESTARTS:
+            if len(self.restarts) > self.max_restarts:
                 print(
                     f"audioembed serve: error: server processes died {len(self.restarts)} times within "
                     f"{RESTART_WINDOW_SECONDS:g} s (last exit code {code}); giving up",

@@ -279,3 +279,29 @@ def test_a_port_taken_by_another_program_is_a_setup_error():
         _, stderr = process.communicate(timeout=120)
     assert process.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in stderr
+
+
+@pytest.mark.slow
+def test_a_crash_loop_stops_the_server_instead_of_spinning(synthetic_weights):
+    from audioembed_server.multiprocess import EXIT_FAILED, Supervisor, reserve_port
+
+    with reserve_port("127.0.0.1", 0) as port:
+        config = ServerConfig(host="127.0.0.1", port=port, processes=2, weights=str(synthetic_weights))
+        supervisor = Supervisor(config, max_restarts=1)
+        stop = threading.Event()
+        try:
+            supervisor.start(0)
+            assert supervisor.wait_listening(stop) is None
+            first = supervisor.children[0].process
+            first.kill()
+            first.join(10)
+            assert supervisor.poll(restart=True) is None  # the first death is restarted ...
+            second = supervisor.children[0].process
+            assert second.pid != first.pid and supervisor.restart_count == 1
+            assert supervisor.wait_listening(stop) is None
+            second.kill()
+            second.join(10)
+            assert supervisor.poll(restart=True) == EXIT_FAILED  # ... the second within the window is not
+            assert supervisor.children[0].process is second
+        finally:
+            supervisor.stop_all(10)
