@@ -128,22 +128,22 @@ def test_every_request_is_answered_when_a_replica_is_killed_under_load(synthetic
         )
 
         def one(seed: int) -> int:
-            result = client.embed(int16_tone(2.0, seed=seed), 16000)
+            result = client.embed(int16_tone(1.0, seed=seed), 16000)
             done.release()
             return result.num_examples
 
         with client, ThreadPoolExecutor(8) as pool:
-            futures = [pool.submit(one, seed) for seed in range(48)]
-            for _ in range(12):  # a quarter answered: both replicas are busy
+            futures = [pool.submit(one, seed) for seed in range(32)]
+            for _ in range(8):  # a quarter answered: both replicas are busy
                 assert done.acquire(timeout=60)
             victim.send_signal(signal.SIGKILL)
             answers = [f.result(120) for f in futures]
-        assert answers == [2] * 48
+        assert answers == [1] * 32
         assert victim.wait(10) == -signal.SIGKILL
         logs = [(tmp_path / f"replica{i}.log").read_text() for i in range(2)]
         served = [log.count("event=request method=Embed code=OK") for log in logs]
         assert served[0] > 0 and served[1] > 0, served  # both took work before the kill
-        assert sum(served) >= 48, served  # each answer was logged by the replica that computed it
+        assert sum(served) >= 32, served  # each answer was logged by the replica that computed it
     finally:
         for process, _ in replicas:
             if process.poll() is None:
