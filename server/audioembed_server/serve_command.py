@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
-from audioembed.commands import Command
+from audioembed.cli import Command
 from audioembed_server import logs
 from audioembed_server.app import EmbeddingServer, create_server
 from audioembed_server.config import add_arguments, config_from
