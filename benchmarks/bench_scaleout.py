@@ -24,14 +24,16 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "server"), str(ROOT / "benchmarks")]
 
 from audioembed_server import SERVICE_NAME, EmbeddingClient  # noqa: E402
-from bench_service import make_clips, service_run  # noqa: E402
+from bench_service import make_clips  # noqa: E402
 
 from audioembed import cli  # noqa: E402
 
@@ -67,6 +69,36 @@ def start_server(weights: Path, processes: int) -> tuple[subprocess.Popen, str, 
     return process, address, pids
 
 
+def service_run(address: str, clips: list[bytes], clients: int) -> float:
+    """Examples per second of ``clients`` concurrent clients sharing ``clips``, one connection each.
+
+    gRPC shares connections between channels to the same target within a process; a local subchannel pool
+    gives each client its own, as separate client programs would have, so the kernel can spread them over
+    the server's processes.
+    """
+    pending = iter(range(len(clips)))
+    lock = threading.Lock()
+    examples = [0]
+
+    def client_loop() -> None:
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        with EmbeddingClient(address, timeout=300, channel_options=options) as client:
+            while True:
+                with lock:
+                    index = next(pending, None)
+                if index is None:
+                    return
+                count = client.embed(clips[index]).num_examples
+                with lock:
+                    examples[0] += count
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        for future in [pool.submit(client_loop) for _ in range(clients)]:
+            future.result()
+    return examples[0] / (time.perf_counter() - started)
+
+
 def smaps_rollup(pid: int) -> dict[str, float]:
     """Rss, Pss and Uss (Private_Clean + Private_Dirty) of ``pid`` in MiB."""
     kb = {}
@@ -95,7 +127,7 @@ def throughput(args: argparse.Namespace, weights: Path, clips: list[bytes]) -> N
         for round_index in range(args.rounds):
             order = (1, 2) if round_index % 2 == 0 else (2, 1)
             for n in order:
-                rates[n].append(service_run(servers[n][1], clips, args.clients)[0])
+                rates[n].append(service_run(servers[n][1], clips, args.clients))
             ratios.append(rates[2][-1] / rates[1][-1])
     finally:
         for process, _, _ in servers.values():

@@ -154,6 +154,10 @@ class EmbeddingClient:
         Backoff doubles from ``initial_backoff`` up to ``max_backoff`` seconds, with jitter.
     max_message_mb : float
         Largest message sent or received.
+    channel_options : sequence of (str, value)
+        More gRPC channel arguments, e.g. ``[("grpc.use_local_subchannel_pool", 1)]`` so that this client
+        opens its own connections instead of sharing those of other clients in the process to the same
+        target (what a load generator wants, to be spread over a server's processes).
     """
 
     def __init__(
@@ -168,6 +172,7 @@ class EmbeddingClient:
         initial_backoff: float = 0.1,
         max_backoff: float = 2.0,
         max_message_mb: float = 64.0,
+        channel_options: Sequence[tuple[str, Any]] = (),
     ) -> None:
         if max_retries < 0 or timeout <= 0:
             raise InvalidOptionError(
@@ -178,6 +183,7 @@ class EmbeddingClient:
             ("grpc.max_receive_message_length", size),
             ("grpc.max_send_message_length", size),
             ("grpc.service_config", SERVICE_CONFIG),  # round-robin over every replica
+            *channel_options,
         ]
         target = channel_target(address)
         if tls or root_certificates is not None:
