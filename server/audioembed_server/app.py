@@ -65,7 +65,9 @@ def _grpc_options(config: ServerConfig) -> list[tuple[str, Any]]:
         ("grpc.keepalive_timeout_ms", 20_000),  # ... and dropped when a ping goes unanswered for 20 s
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),  # tolerate client keepalives >= 10 s
-        ("grpc.so_reuseport", 0),  # a port already in use is an error, not silently shared
+        # A port already in use is an error, not silently shared, except between the processes of one
+        # `serve --processes N` (see multiprocess.py), which share it on purpose.
+        ("grpc.so_reuseport", 1 if config.processes > 1 else 0),
     ]
 
 
