@@ -39,7 +39,7 @@ def run_audio(args: argparse.Namespace, folder: Path) -> dict:
     server = fuzz_runner.Server(weights, folder / "server.log", "--max-queue-delay-ms", "2")
     tally = fuzz_runner.Tally()
     worker_args = ["--mode", "audio", "--seed", str(args.seed), "--weights", str(weights)]
-    worker_args += ["--address", server.address]
+    worker_args += ["--address", server.address] + (["--rotate-rpcs"] if args.rotate_rpcs else [])
     rss = []
     serving = True
     try:
@@ -51,7 +51,9 @@ def run_audio(args: argparse.Namespace, folder: Path) -> dict:
             serving = serving and server.wait_serving(timeout=30)
             rss.append(server.rss_bytes())
             print(
-                f"  audio {tally.inputs}/{args.inputs}: {_brief(tally)}; server RSS {rss[-1] / 2**20:.0f} MiB"
+                f"  audio {tally.inputs}/{args.inputs}: {_brief(tally)}; "
+                f"server RSS {rss[-1] / 2**20:.0f} MiB",
+                flush=True,
             )
     finally:
         exit_status = server.stop()
@@ -78,7 +80,7 @@ def run_weights(args: argparse.Namespace, folder: Path) -> dict:
     )
     summary = tally.summary()
     summary["payload_ran"] = marker.exists()
-    print(f"  weights {tally.inputs}: {_brief(tally)}; marker file exists: {marker.exists()}")
+    print(f"  weights {tally.inputs}: {_brief(tally)}; marker file exists: {marker.exists()}", flush=True)
     return summary
 
 
@@ -167,6 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--rotate-rpcs",
+        action="store_true",
+        help="send each audio case through one of Embed / EmbedBatch / EmbedStream in turn (a third of the "
+        "cost) instead of all three",
+    )
     parser.add_argument("--json", type=Path, help="also write the full report here")
     parser.add_argument(
         "--replay", type=int, metavar="I", help="run case I in-process and show what it raises"

@@ -209,7 +209,8 @@ def run_cases(
 class Server:
     """``python -m audioembed_server serve`` on a free loopback port, as a separate process."""
 
-    def __init__(self, weights: Path, log_path: Path, *extra: str) -> None:
+    def __init__(self, weights: Path, log_path: Path, *extra: str, tls_root: Path | None = None) -> None:
+        self.tls_root = tls_root  # the certificate to trust when the server serves TLS
         self.log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         command = [sys.executable, "-m", "audioembed_server", "serve", "--host", "127.0.0.1", "--port", "0"]
         self.process = subprocess.Popen(
@@ -228,7 +229,12 @@ class Server:
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
         deadline = time.monotonic() + timeout
-        with grpc.insecure_channel(self.address) as channel:
+        channel = (
+            grpc.insecure_channel(self.address)
+            if self.tls_root is None
+            else grpc.secure_channel(self.address, grpc.ssl_channel_credentials(self.tls_root.read_bytes()))
+        )
+        with channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while time.monotonic() < deadline and self.process.poll() is None:
                 try:
