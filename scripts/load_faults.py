@@ -93,6 +93,9 @@ class Caller:
             getattr(self, f"_{kind}")(n)
             return "OK"
         except grpc.RpcError as error:
+            dropped = "Cancelling all calls" in (error.details() or "")
+            if error.code() == grpc.StatusCode.UNAVAILABLE and dropped:
+                return "CANCELLED_AT_SHUTDOWN"  # accepted, then dropped by a shutdown: not a refusal
             return error.code().name
 
     def _embed(self, n: int) -> None:
