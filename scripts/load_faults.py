@@ -271,9 +271,10 @@ def run_sigterm(
     lost: list[str] = []
     lock = threading.Lock()
     kinds = [kind for kind in MIX if kind != "garbage"]
-    method = {
+    method = {  # the method each kind of call uses, as the server's log names it
         "embed": "Embed",
         "embed_pcm": "Embed",
+        "short": "Embed",
         "batch": "EmbedBatch",
         "stream": "EmbedStream",
         "info": "GetModelInfo",
