@@ -111,7 +111,8 @@ class Classifier:
             A file written by ``audioembed train``.
         embedder : Embedder, optional
             Shared with other users (a server's). Default: a new Embedder on ``weights`` / ``pca`` (or the
-            default resolution: ``$AUDIOEMBED_WEIGHTS``, the cache).
+            default resolution: ``$AUDIOEMBED_WEIGHTS``, the cache) with the front-end options the head
+            was trained with.
         weights, pca, allow_download : optional
             For the new Embedder; ignored when ``embedder`` is given.
 
@@ -125,8 +126,9 @@ class Classifier:
         """
         contents = read_classifier(path)
         if embedder is None:
-            output = "raw" if contents.config.features == "raw" else "both"
-            embedder = Embedder(weights, pca, output=output, allow_download=allow_download)
+            embedder = Embedder(
+                weights, pca, allow_download=allow_download, **embedding_options(contents.training)
+            )
         return cls(contents, embedder, source=str(Path(path)))
 
     @property
@@ -235,6 +237,16 @@ def check_compatible(contents: ClassifierFile, embedder: Embedder, *, source: st
         raise ClassifierMismatchError(
             f"{source} takes raw embeddings, but the embedder outputs only quantized ones"
         )
+
+
+def embedding_options(training: dict[str, Any]) -> dict[str, Any]:
+    """The front-end options the head was trained with (hop, short-clip policy, resampler), if recorded.
+
+    A classifier applies best to windows cut as its training windows were, so a new Embedder for it uses
+    them; a shared embedder (a server's) is used as it is.
+    """
+    recorded = training.get("embedding") or {}
+    return {key: recorded[key] for key in ("hop_seconds", "short_clip", "resampler") if key in recorded}
 
 
 def _check_top_k(top_k: int) -> int:
