@@ -80,14 +80,15 @@ def test_bad_arguments_are_typed_errors(classifier):
         classifier.pool(np.zeros((3, 5), np.float32))
 
 
-def test_classifier_from_other_vggish_weights_is_refused_with_both_sha256(random_classifier, tmp_path):
-    other = tmp_path / "other.safetensors"
-    assert cli.main(["weights", "synth", "--seed", "8", "-o", str(other)]) == 0
-    trained_on = read_classifier(random_classifier).vggish_sha256
+def test_classifier_from_other_vggish_weights_is_refused_with_both_sha256(tmp_path, embedder):
+    head = ClassifierHead(HeadConfig(2), rng=np.random.default_rng(1))
+    trained_on = "f" * 64  # as if trained on other weights: only the recorded sha256 matters
+    contents = ClassifierFile(state_tensors(head.state_dict()), ("a", "b"), False, head.config, trained_on)
+    path = write_classifier(tmp_path / "other.safetensors", contents)
     with pytest.raises(ClassifierMismatchError) as raised:
-        Classifier.load(random_classifier, weights=other)
+        Classifier.load(path, embedder)
     message = str(raised.value)
-    assert trained_on in message and Embedder(other).model_info.weights_sha256 in message
+    assert trained_on in message and embedder.model_info.weights_sha256 in message
     assert "trained on VGGish weights" in message
 
 

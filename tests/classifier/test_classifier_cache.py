@@ -11,15 +11,19 @@ from audioembed import Embedder
 from audioembed.classifier.cache import EmbeddingCache, options_key
 
 
-class CountingEmbedder(Embedder):
-    """An Embedder that counts the inputs it is asked to embed."""
+@pytest.fixture
+def counting(embedder, monkeypatch):
+    """The shared Embedder, counting the inputs its ``embed_many`` is asked to embed."""
+    calls = []
+    original = embedder.embed_many
 
-    calls = 0
-
-    def embed_many(self, sources, **kwargs):
+    def embed_many(sources, **kwargs):
         sources = list(sources)
-        type(self).calls += len(sources)
-        return super().embed_many(sources, **kwargs)
+        calls.extend(sources)
+        return original(sources, **kwargs)
+
+    monkeypatch.setattr(embedder, "embed_many", embed_many)
+    return embedder, calls
 
 
 @pytest.fixture
@@ -29,18 +33,17 @@ def files(sounds, tmp_path):
     return sorted(root.iterdir())[:4]
 
 
-def test_second_run_reads_the_cache_and_never_calls_the_model(files, tmp_path, synthetic_weights):
-    embedder = CountingEmbedder(synthetic_weights, batch_size=8)
-    CountingEmbedder.calls = 0
+def test_second_run_reads_the_cache_and_never_calls_the_model(files, tmp_path, counting, monkeypatch):
+    embedder, calls = counting
     first, stats = EmbeddingCache(tmp_path / "cache", embedder).embed_files(files)
-    assert (stats.hits, stats.embedded, CountingEmbedder.calls) == (0, 4, 4)
+    assert (stats.hits, stats.embedded, len(calls)) == (0, 4, 4)
 
     def refuse(*args, **kwargs):
         raise AssertionError("the model ran although every embedding is cached")
 
-    embedder.run_model = refuse  # the layer below embed_many, in case it is reached another way
+    monkeypatch.setattr(embedder, "run_model", refuse)  # the layer below, however it would be reached
     second, stats = EmbeddingCache(tmp_path / "cache", embedder).embed_files(files)
-    assert (stats.hits, stats.embedded, CountingEmbedder.calls) == (4, 0, 4)
+    assert (stats.hits, stats.embedded, len(calls)) == (4, 0, 4)
     for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a.embeddings, b.embeddings)
         np.testing.assert_array_equal(a.quantized, b.quantized)
@@ -52,8 +55,7 @@ def test_second_run_reads_the_cache_and_never_calls_the_model(files, tmp_path, s
         )
 
 
-def test_keys_follow_content_weights_and_options(files, tmp_path, synthetic_weights):
-    embedder = CountingEmbedder(synthetic_weights, batch_size=8)
+def test_keys_follow_content_weights_and_options(files, tmp_path, synthetic_weights, embedder):
     cache = EmbeddingCache(tmp_path / "cache", embedder)
     cache.embed_files(files)
     renamed = files[0].with_name("renamed.wav")
@@ -67,8 +69,7 @@ def test_keys_follow_content_weights_and_options(files, tmp_path, synthetic_weig
     assert (stats.hits, stats.embedded) == (0, 1)
 
 
-def test_damaged_entries_are_recomputed_and_failures_reported(files, tmp_path, synthetic_weights):
-    embedder = Embedder(synthetic_weights, batch_size=8)
+def test_damaged_entries_are_recomputed_and_failures_reported(files, tmp_path, embedder):
     cache = EmbeddingCache(tmp_path / "cache", embedder)
     cache.embed_files(files[:1])
     (entry,) = (tmp_path / "cache").rglob("*.npz")
