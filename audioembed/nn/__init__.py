@@ -6,14 +6,25 @@ kernels of :mod:`audioembed.nn.functional`. Activations are NHWC and weights use
 
 from audioembed.nn import functional
 from audioembed.nn.containers import ModuleDict, ModuleList, Sequential
+from audioembed.nn.dropout import Dropout
 from audioembed.nn.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
+from audioembed.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from audioembed.nn.module import Module, RemovableHandle
+from audioembed.nn.normalization import BatchNorm1d, BatchNorm2d, InstanceNorm2d, LayerNorm
 from audioembed.nn.parameter import Parameter
 
 __all__ = [
+    "BCEWithLogitsLoss",
+    "BatchNorm1d",
+    "BatchNorm2d",
     "Conv2d",
+    "CrossEntropyLoss",
+    "Dropout",
     "Flatten",
+    "InstanceNorm2d",
+    "LayerNorm",
     "Linear",
+    "MSELoss",
     "MaxPool2d",
     "Module",
     "ModuleDict",
