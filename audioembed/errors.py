@@ -77,3 +77,15 @@ class WeightsDownloadError(WeightsError):
 
 class WeightsVerificationError(WeightsError):
     """Freshly converted weights did not reproduce the reference smoke-test statistics."""
+
+
+class GradientError(AudioEmbedError):
+    """Gradients are missing or unusable.
+
+    Backward of a non-scalar without a gradient, a freed graph, a hook returning a wrong shape, an optimizer
+    given no trainable parameters, a parameter whose gradient has another shape than its data.
+    """
+
+
+class ModelRegistryError(AudioEmbedError):
+    """A model name was registered twice, or a registration is malformed (a programming error, not input)."""

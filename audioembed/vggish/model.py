@@ -94,7 +94,11 @@ class VGGish(Module):
         return self.pool4(x)  # [N, 6, 4, 512]
 
     def invalidate_fast_path(self) -> None:
-        """Drop the cached fused plans: needed only after writing into parameter arrays in place."""
+        """Drop the cached fused plans: needed only after writing into parameter arrays in place yourself.
+
+        Optimizer steps need no call: they record their writes (:func:`audioembed.nn.inplace.mark_modified`)
+        and the plans rebuild on the next eval-mode forward.
+        """
         self._fast.invalidate()
 
     def load_state_dict(
