@@ -84,9 +84,12 @@ class ClassifierHead(nn.Module):
         if config.model == "logistic":
             self.layers = nn.Sequential(nn.Linear(EMBEDDING_SIZE, config.num_classes, rng=rng))
         else:
+            # Dropout draws its masks from a generator derived from ``rng``, so a seeded run is repeatable.
+            dropout_rng = np.random.default_rng(rng.integers(2**63)) if rng is not None else None
             self.layers = nn.Sequential(
                 nn.Linear(EMBEDDING_SIZE, config.hidden, rng=rng),
                 nn.ReLU(),
+                nn.Dropout(config.dropout, rng=dropout_rng),
                 nn.Linear(config.hidden, config.num_classes, rng=rng),
             )
 
