@@ -36,14 +36,20 @@ def make_sounds(root: Path, *, per_class: int, seed: int, seconds: float = 2.0) 
 
 @pytest.fixture(scope="session")
 def sounds(tmp_path_factory) -> Path:
-    """Four non-speech classes, 10 clips of 2 s each (2 windows per clip)."""
-    return make_sounds(tmp_path_factory.mktemp("sounds"), per_class=10, seed=1)
+    """Four non-speech classes, 20 clips of 2 s each (2 windows per clip)."""
+    return make_sounds(tmp_path_factory.mktemp("sounds"), per_class=20, seed=1)
 
 
 @pytest.fixture(scope="session")
 def heldout_sounds(tmp_path_factory) -> Path:
     """Held-out clips of the same classes, from another seed."""
-    return make_sounds(tmp_path_factory.mktemp("heldout"), per_class=6, seed=2)
+    return make_sounds(tmp_path_factory.mktemp("heldout"), per_class=10, seed=2)
+
+
+@pytest.fixture(scope="session")
+def embedding_cache(tmp_path_factory) -> Path:
+    """One embedding cache for every training test, so each data set is embedded once per session."""
+    return tmp_path_factory.mktemp("embedding-cache")
 
 
 @pytest.fixture(scope="session")
