@@ -5,13 +5,16 @@ failures in one clause. Errors caused by bad *input* also derive from the matchi
 (``ValueError``, ``FileNotFoundError``), so code written against plain Python keeps working. The gRPC
 layer maps these classes to status codes in one place; keep that mapping in mind when adding a class:
 
-=========================  ======================
+=========================  ===============
+
 class                      gRPC status
-=========================  ======================
+=========================  ===============
+
 InvalidInputError (+subs)  INVALID_ARGUMENT
 WeightsError (+subs)       FAILED_PRECONDITION / UNAVAILABLE at start-up
 anything else              INTERNAL (a bug)
-=========================  ======================
+=========================  ===============
+
 
 Messages quote the offending value (``f"... got {value!r}"``) and, where there is one, the fix.
 """
@@ -55,6 +58,15 @@ class ClassifierMismatchError(ClassifierError):
     """A classifier was trained on other VGGish weights (another sha256) than the ones it is used with."""
 
 
+class GradientError(AudioEmbedError, RuntimeError):
+    """Back-propagation cannot proceed; the message says why and what to do.
+
+    Raised for: backward of a non-scalar without ``gradient``, a second backward through a freed graph,
+    backward from a tensor that does not require grad, a hook or ``Function.backward`` returning a gradient
+    of the wrong shape or count, an optimizer given no trainable parameters.
+    """
+
+
 class WeightsError(AudioEmbedError):
     """Base class of problems with model weights or PCA parameters."""
 
@@ -77,14 +89,6 @@ class WeightsDownloadError(WeightsError):
 
 class WeightsVerificationError(WeightsError):
     """Freshly converted weights did not reproduce the reference smoke-test statistics."""
-
-
-class GradientError(AudioEmbedError):
-    """Gradients are missing or unusable.
-
-    Backward of a non-scalar without a gradient, a freed graph, a hook returning a wrong shape, an optimizer
-    given no trainable parameters, a parameter whose gradient has another shape than its data.
-    """
 
 
 class ModelRegistryError(AudioEmbedError):

@@ -6,6 +6,7 @@ import numpy as np
 
 from audioembed.errors import InvalidInputError, InvalidOptionError
 from audioembed.nn import training_ops
+from audioembed.nn.autograd import Tensor
 from audioembed.nn.functional_dropout import check_probability
 from audioembed.nn.module import Module
 
@@ -32,8 +33,9 @@ class Dropout(Module):
         self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        if not np.issubdtype(np.asarray(x).dtype, np.floating):
-            raise InvalidInputError(f"Dropout expects a floating input, got dtype {np.asarray(x).dtype}")
+        dtype = x.dtype if isinstance(x, Tensor) else np.asarray(x).dtype
+        if not np.issubdtype(dtype, np.floating):
+            raise InvalidInputError(f"Dropout expects a floating input, got dtype {dtype}")
         return training_ops.dropout(x, self.p, self.training, self.rng)
 
     def extra_repr(self) -> str:

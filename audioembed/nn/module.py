@@ -9,33 +9,23 @@ model accept another file's names. Parameters carry ``requires_grad`` and ``grad
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 from numpy.typing import DTypeLike
 
+from audioembed.nn.autograd import module_hooks
+from audioembed.nn.autograd.grad_mode import is_grad_enabled
+from audioembed.nn.hooks import RemovableHandle
 from audioembed.nn.parameter import Parameter
 from audioembed.nn.state_dict import collect_state, load_state
 
 ForwardPreHook = Callable[["Module", tuple[Any, ...]], Any]
 ForwardHook = Callable[["Module", tuple[Any, ...], Any], Any]
+BackwardPreHook = Callable[["Module", tuple[Any, ...]], Any]
+BackwardHook = Callable[["Module", tuple[Any, ...], tuple[Any, ...]], Any]
 LoadPreHook = Callable[["Module", dict[str, Any], str], None]
-
-_hook_ids = itertools.count()  # one counter for every handle, so ids never collide across modules
-
-
-class RemovableHandle:
-    """Returned by the ``register_*_hook`` methods; :meth:`remove` unregisters the hook (idempotent)."""
-
-    def __init__(self, hooks: dict[int, Any]) -> None:
-        self._hooks = hooks
-        self.id = next(_hook_ids)
-
-    def remove(self) -> None:
-        """Unregister the hook; removing twice is harmless."""
-        self._hooks.pop(self.id, None)
 
 
 class Module:
@@ -57,6 +47,8 @@ class Module:
         object.__setattr__(self, "_modules", {})
         object.__setattr__(self, "_forward_pre_hooks", {})
         object.__setattr__(self, "_forward_hooks", {})
+        object.__setattr__(self, "_backward_pre_hooks", {})
+        object.__setattr__(self, "_backward_hooks", {})
         object.__setattr__(self, "_load_state_dict_pre_hooks", {})
 
     # --- attribute routing -----------------------------------------------------------------------------
@@ -348,11 +340,16 @@ class Module:
             replaced = hook(self, args)
             if replaced is not None:
                 args = replaced if isinstance(replaced, tuple) else (replaced,)
+        backward_hooked = bool(self._backward_hooks or self._backward_pre_hooks) and is_grad_enabled()
+        if backward_hooked:  # Tensor inputs and outputs pass through identity nodes that run the hooks
+            hook_state, args = module_hooks.wrap_inputs(self, args)
         output = self.forward(*args, **kwargs)
         for hook in list(self._forward_hooks.values()):
             replaced = hook(self, args, output)
             if replaced is not None:
                 output = replaced
+        if backward_hooked:
+            output = module_hooks.wrap_outputs(hook_state, output)
         return output
 
     def register_forward_pre_hook(self, hook: ForwardPreHook) -> RemovableHandle:
@@ -365,6 +362,28 @@ class Module:
         """Run ``hook(module, args, output)`` after ``forward``; a non-None result replaces the output."""
         handle = RemovableHandle(self._forward_hooks)
         self._forward_hooks[handle.id] = hook
+        return handle
+
+    def register_full_backward_pre_hook(self, hook: BackwardPreHook) -> RemovableHandle:
+        """Run ``hook(module, grad_output)`` when the gradients of this module's outputs are computed.
+
+        ``grad_output`` is a tuple (one entry per Tensor output); a non-None result (a tuple, or one array
+        for one output) replaces it, with the same shapes, else GradientError. Fires in backward passes
+        through calls made with Tensors while grad mode was on (the inference path has no backward).
+        """
+        handle = RemovableHandle(self._backward_pre_hooks)
+        self._backward_pre_hooks[handle.id] = hook
+        return handle
+
+    def register_full_backward_hook(self, hook: BackwardHook) -> RemovableHandle:
+        """Run ``hook(module, grad_input, grad_output)`` once the gradients of this module's inputs are known.
+
+        ``grad_input`` has one entry per Tensor positional argument (None where it does not require grad),
+        ``grad_output`` one per Tensor output. A non-None result replaces ``grad_input`` (same count and
+        shapes, else GradientError) for the layers before this module.
+        """
+        handle = RemovableHandle(self._backward_hooks)
+        self._backward_hooks[handle.id] = hook
         return handle
 
     def has_forward_hooks(self) -> bool:

@@ -16,6 +16,7 @@ from numpy.typing import DTypeLike
 
 from audioembed.errors import InvalidInputError, InvalidOptionError, ShapeError
 from audioembed.nn import training_ops
+from audioembed.nn.autograd import Tensor
 from audioembed.nn.functional_norm import check_eps_momentum
 from audioembed.nn.module import Module
 from audioembed.nn.parameter import Parameter
@@ -37,7 +38,7 @@ def _check_x(
     layer: Module, x: object, expected: str, ranks: tuple[int, ...], trailing: tuple[int, ...]
 ) -> object:
     """Check rank, trailing axes and floating dtype (the parameters' dtype when there are some)."""
-    array = np.asarray(x)
+    array = x.data if isinstance(x, Tensor) else np.asarray(x)
     k = len(trailing)
     if array.ndim not in ranks or tuple(array.shape[array.ndim - k :]) != trailing:
         raise ShapeError(f"{type(layer).__name__} expects input of shape {expected}, got shape {array.shape}")
@@ -49,6 +50,11 @@ def _check_x(
             "(cast the input, or the layer with .float() / .double())"
         )
     return x
+
+
+def _param(param: Parameter | None, x: object) -> np.ndarray | Parameter | None:
+    """What the op gets for ``param``: the Parameter (recorded) for a Tensor input, else its array."""
+    return param if param is None or isinstance(x, Tensor) else param.data
 
 
 class _NormBase(Module):
@@ -125,8 +131,8 @@ class _BatchNorm(_NormBase):
             x,
             self.running_mean if use_running else None,
             self.running_var if use_running else None,
-            self.weight,
-            self.bias,
+            _param(self.weight, x),
+            _param(self.bias, x),
             batch_stats,
             momentum,
             self.eps,
@@ -193,8 +199,8 @@ class InstanceNorm2d(_NormBase):
             x,
             self.running_mean,
             self.running_var,
-            self.weight,
-            self.bias,
+            _param(self.weight, x),
+            _param(self.bias, x),
             self.training or not self.track_running_stats,
             0.0 if self.momentum is None else self.momentum,
             self.eps,
@@ -260,7 +266,7 @@ class LayerNorm(Module):
         shape = self.normalized_shape
         expected = "[..., " + ", ".join(map(str, shape)) + "]"
         _check_x(self, x, expected, tuple(range(len(shape), 64)), shape)
-        return training_ops.layer_norm(x, shape, self.weight, self.bias, self.eps)
+        return training_ops.layer_norm(x, shape, _param(self.weight, x), _param(self.bias, x), self.eps)
 
     def extra_repr(self) -> str:
         shape = self.normalized_shape

@@ -1,8 +1,12 @@
 """The train/eval ops and losses as public functions (re-exported by :mod:`audioembed.nn.functional`).
 
-Each op runs its kernel pair from :mod:`functional_norm`, :mod:`functional_dropout` or
+Each op checks its options and calls one :class:`~audioembed.nn.autograd.Function` of
+:mod:`training_functions`, i.e. one kernel pair of :mod:`functional_norm`, :mod:`functional_dropout` or
 :mod:`functional_loss`. Given plain ndarrays an op computes the forward only and returns an ndarray (a
 loss reduced with 'mean' or 'sum' returns a Python ``float``); no graph is ever recorded on that path.
+Given a :class:`~audioembed.nn.Tensor` (input, target, or a Parameter as weight) it returns a Tensor,
+with a graph when grad mode is on and some Tensor argument requires grad; a reduced loss is then a 0-d
+Tensor to call ``backward()`` on.
 """
 
 from __future__ import annotations
@@ -12,33 +16,40 @@ from collections.abc import Sequence
 import numpy as np
 
 from audioembed.errors import InvalidInputError
-from audioembed.nn import functional_loss as fl
 from audioembed.nn import functional_norm as fn
-from audioembed.nn.functional_dropout import check_probability, dropout_forward
+from audioembed.nn import training_functions as tf
+from audioembed.nn.autograd import Tensor
+from audioembed.nn.functional_dropout import check_probability
 
 # Draws the masks of dropout() calls that pass no generator; seeded from the OS, like torch's default.
 _DEFAULT_RNG = np.random.default_rng()
 
 
-def _array(value: object, name: str) -> np.ndarray | None:
-    """``value`` as an ndarray (Parameters and Tensors expose theirs through ``__array__``), None kept."""
-    if value is None:
-        return None
+def _array(value: object, name: str) -> np.ndarray | Tensor | None:
+    """``value`` kept when a Tensor (Parameters are Tensors) or None, else as an ndarray."""
+    if value is None or isinstance(value, Tensor):
+        return value
     try:
         return np.asarray(value)
     except (TypeError, ValueError) as e:
         raise InvalidInputError(f"{name} must be an array, got {type(value).__name__}") from e
 
 
-def _floating(x: object, name: str) -> np.ndarray:
+def _constant(value: object, name: str) -> np.ndarray | None:
+    """Running statistics and class weights: plain arrays, never differentiated (a Tensor's data)."""
+    return value.data if isinstance(value, Tensor) else _array(value, name)
+
+
+def _floating(x: object, name: str) -> np.ndarray | Tensor:
     array = _array(x, name)
     if not np.issubdtype(array.dtype, np.floating):
         raise InvalidInputError(f"{name} must be a floating-point array, got dtype {array.dtype}")
     return array
 
 
-def _loss_value(value: np.ndarray, reduction: str) -> float | np.ndarray:
-    return value if reduction == "none" else float(value)
+def _loss_value(value: np.ndarray | Tensor, reduction: str) -> float | np.ndarray | Tensor:
+    """A float for an ndarray loss reduced to one number; anything else (Tensor, 'none') as it is."""
+    return float(value) if reduction != "none" and not isinstance(value, Tensor) else value
 
 
 def dropout(
@@ -56,7 +67,10 @@ def dropout(
         Draws the mask; pass a seeded one for a reproducible run.
     """
     p = check_probability(p)
-    return dropout_forward(_floating(x, "dropout input"), p, training, rng or _DEFAULT_RNG)[0]
+    x = _floating(x, "dropout input")
+    if not training or p == 0.0:
+        return x  # the identity: nothing to draw, nothing to record
+    return tf.DropoutFunction.apply(x, p, rng or _DEFAULT_RNG)
 
 
 def batch_norm(
@@ -75,17 +89,16 @@ def batch_norm(
     place with ``momentum`` and the unbiased batch variance; otherwise the running statistics normalise.
     """
     fn.check_eps_momentum(eps, momentum)
-    args = _array(running_mean, "running_mean"), _array(running_var, "running_var")
-    y, _ = fn.batch_norm_forward(
+    return tf.BatchNormFunction.apply(
         _floating(x, "batch_norm input"),
-        *args,
         _array(weight, "weight"),
         _array(bias, "bias"),
+        _constant(running_mean, "running_mean"),
+        _constant(running_var, "running_var"),
         training,
         momentum,
         eps,
     )
-    return y
 
 
 def layer_norm(
@@ -98,10 +111,9 @@ def layer_norm(
     """Layer norm of ``x`` [..., *normalized_shape] over its trailing ``normalized_shape`` axes."""
     fn.check_eps_momentum(eps, None)
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-    y, _ = fn.layer_norm_forward(
-        _floating(x, "layer_norm input"), shape, _array(weight, "weight"), _array(bias, "bias"), eps
+    return tf.LayerNormFunction.apply(
+        _floating(x, "layer_norm input"), _array(weight, "weight"), _array(bias, "bias"), shape, eps
     )
-    return y
 
 
 def instance_norm(
@@ -116,17 +128,16 @@ def instance_norm(
 ) -> np.ndarray:
     """Instance norm of NHWC ``x`` per example and channel over height and width."""
     fn.check_eps_momentum(eps, momentum)
-    y, _ = fn.instance_norm_forward(
+    return tf.InstanceNormFunction.apply(
         _floating(x, "instance_norm input"),
-        _array(running_mean, "running_mean"),
-        _array(running_var, "running_var"),
         _array(weight, "weight"),
         _array(bias, "bias"),
+        _constant(running_mean, "running_mean"),
+        _constant(running_var, "running_var"),
         use_input_stats,
         momentum,
         eps,
     )
-    return y
 
 
 def cross_entropy(
@@ -142,12 +153,13 @@ def cross_entropy(
     classes; ``label_smoothing`` ε mixes ``(1 - ε)`` of the target with ε spread uniformly over the
     classes (weighted likewise). See :mod:`audioembed.nn.functional_loss` for the exact form.
 
-    Returns a ``float`` for 'mean' / 'sum', an ndarray [...] for 'none'.
+    Returns (ndarray inputs) a ``float`` for 'mean' / 'sum', an ndarray [...] for 'none'; a Tensor when
+    a Tensor is involved.
     """
-    value, _ = fl.cross_entropy_forward(
+    value = tf.CrossEntropyFunction.apply(
         _array(logits, "logits"),
         _array(target, "target"),
-        _array(weight, "weight"),
+        _constant(weight, "weight"),
         label_smoothing,
         reduction,
     )
@@ -163,13 +175,14 @@ def binary_cross_entropy_with_logits(
 ) -> float | np.ndarray:
     """Per-class sigmoid + binary cross-entropy (multi-label), stable for any logit.
 
-    Returns a ``float`` for 'mean' / 'sum', an ndarray of the logits' shape for 'none'.
+    Returns (ndarray inputs) a ``float`` for 'mean' / 'sum', an ndarray of the logits' shape for 'none';
+    a Tensor when a Tensor is involved.
     """
-    value, _ = fl.binary_cross_entropy_with_logits_forward(
+    value = tf.BCEWithLogitsFunction.apply(
         _array(logits, "logits"),
         _array(target, "target"),
-        _array(weight, "weight"),
-        _array(pos_weight, "pos_weight"),
+        _constant(weight, "weight"),
+        _constant(pos_weight, "pos_weight"),
         reduction,
     )
     return _loss_value(value, reduction)
@@ -177,5 +190,5 @@ def binary_cross_entropy_with_logits(
 
 def mse_loss(input: np.ndarray, target: np.ndarray, reduction: str = "mean") -> float | np.ndarray:
     """Mean (or summed, or element-wise) squared error; ``target`` must have ``input``'s shape."""
-    value, _ = fl.mse_loss_forward(_array(input, "input"), _array(target, "target"), reduction)
+    value = tf.MSEFunction.apply(_array(input, "input"), _array(target, "target"), reduction)
     return _loss_value(value, reduction)

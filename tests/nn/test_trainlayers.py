@@ -175,11 +175,14 @@ def test_loss_modules_return_floats_or_arrays_and_hold_weights_as_buffers() -> N
     assert nn.MSELoss()(logits, logits) == 0.0
 
 
-def test_functional_ops_take_parameters_and_reject_non_arrays() -> None:
+def test_functional_ops_given_parameters_record_like_the_other_kernels() -> None:
     bn = nn.BatchNorm1d(2)
     x = np.random.default_rng(0).standard_normal((4, 2)).astype(np.float32)
     y = nn.functional.batch_norm(x, None, None, bn.weight, bn.bias, training=True)
-    np.testing.assert_allclose(y, bn(x), rtol=1e-6)
+    assert isinstance(y, nn.Tensor) and y.grad_fn is not None  # a Parameter is a Tensor that requires grad
+    np.testing.assert_allclose(y.data, bn(x), rtol=1e-6)
+    plain = nn.functional.batch_norm(x, None, None, bn.weight.data, bn.bias.data, training=True)
+    assert isinstance(plain, np.ndarray)
     with pytest.raises(
         InvalidInputError, match="layer_norm input must be a floating-point array, got dtype int"
     ):

@@ -2,7 +2,9 @@
 
 Norm layers: outputs, input and parameter gradients of ``sum(y * probe)``, running statistics after each of
 several training steps, then an eval-mode forward. Losses: value and gradients, every reduction. Within
-1e-6 for float64 cases and 1e-5 for float32 ones.
+1e-6 for float64 cases and 1e-5 for float32 ones. Gradients come from ``Tensor.backward`` through the
+layers and losses (the Function path); the ndarray path must give the same forward values. Torch is not
+imported here.
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ import numpy as np
 import pytest
 
 from audioembed import nn
-from audioembed.nn import functional_loss as fl
-from audioembed.nn import functional_norm as fn
 
 FIXTURE = np.load(Path(__file__).parents[1] / "fixtures" / "nn" / "trainlayers_torch.npz")
 CASES = sorted({key.split("/", 1)[0] for key in FIXTURE.files})
@@ -26,26 +26,6 @@ LOSS_CASES = [c for c in CASES if "loss" in json.loads(str(FIXTURE[f"{c}/config"
 def _close(actual: object, expected: np.ndarray, case: str, what: str) -> None:
     tol = 1e-5 if case.endswith("_f32") else 1e-6
     np.testing.assert_allclose(np.asarray(actual), expected, rtol=tol, atol=tol, err_msg=f"{case}: {what}")
-
-
-def _kernel_grads(layer: nn.Module, stats: tuple, x: np.ndarray, probe: np.ndarray) -> dict[str, np.ndarray]:
-    """Gradients of ``sum(layer(x) * probe)`` from the kernel pair, replaying the step on saved statistics."""
-    weight = None if layer.weight is None else layer.weight.data
-    bias = None if layer.bias is None else layer.bias.data
-    if isinstance(layer, nn.LayerNorm):
-        _, saved = fn.layer_norm_forward(x, layer.normalized_shape, weight, bias, layer.eps)
-        shape = layer.normalized_shape
-    else:
-        rm, rv, momentum = stats
-        if isinstance(layer, nn.InstanceNorm2d):
-            use_batch = layer.training or not layer.track_running_stats
-            _, saved = fn.instance_norm_forward(x, rm, rv, weight, bias, use_batch, momentum, layer.eps)
-        else:
-            use_batch = layer.training or rm is None
-            _, saved = fn.batch_norm_forward(x, rm, rv, weight, bias, use_batch, momentum, layer.eps)
-        shape = (layer.num_features,)
-    gx, gw, gb = fn.norm_backward(probe, saved, shape)
-    return {"x": gx, "weight": gw, "bias": gb}
 
 
 @pytest.mark.parametrize("case", NORM_CASES)
@@ -60,30 +40,36 @@ def test_norm_layers_match_torch_over_training_steps_then_eval(case: str) -> Non
         if step == "eval":
             layer.eval()
         x, probe = FIXTURE[f"{case}/x{step}"], FIXTURE[f"{case}/probe{step}"]
-        stats = None
-        if not isinstance(layer, nn.LayerNorm):
-            momentum = layer.momentum
-            if momentum is None:
-                momentum = 1.0 / (int(layer.num_batches_tracked) + 1) if layer.training else 0.0
-            tracked = layer.running_mean is not None
-            stats = (
-                layer.running_mean.copy() if tracked else None,
-                layer.running_var.copy() if tracked else None,
-                momentum,
-            )
-        y = layer(x)
-        assert y.dtype == x.dtype
-        _close(y, FIXTURE[f"{case}/y{step}"], case, f"output at step {step}")
-        for name, grad in _kernel_grads(layer, stats, x, probe).items():
-            key = f"{case}/grad_{name}{step}"
-            if key in FIXTURE.files:
-                _close(grad, FIXTURE[key], case, f"grad of {name} at step {step}")
+        if step == "eval":  # the ndarray path (no graph) first: it must not touch the buffers in eval
+            np.testing.assert_array_equal(layer(x), layer(nn.Tensor(x)).data)
+        x_tensor = nn.Tensor(x.copy(), requires_grad=True)
+        y = layer(x_tensor)
+        assert isinstance(y, nn.Tensor) and y.dtype == x.dtype
+        y.backward(probe)
+        _close(y.data, FIXTURE[f"{case}/y{step}"], case, f"output at step {step}")
+        grads = {"x": x_tensor.grad, **{n: p.grad for n, p in layer.named_parameters()}}
+        for name, grad in grads.items():
+            _close(grad, FIXTURE[f"{case}/grad_{name}{step}"], case, f"grad of {name} at step {step}")
+        layer.zero_grad()
         for bname, buffer in layer.named_buffers():
             expected = FIXTURE[f"{case}/{bname}{step}"]
             if bname == "num_batches_tracked":
                 assert buffer.dtype == np.int64 and int(buffer) == int(expected), (case, step)
             else:
                 _close(buffer, expected, case, f"{bname} after step {step}")
+
+
+def test_ndarray_path_trains_the_running_stats_like_the_tensor_path() -> None:
+    case = "bn1d_3d_cumulative"
+    layer = nn.BatchNorm1d(3, momentum=None, dtype=np.float64)
+    layer.load_state_dict(
+        {"weight": FIXTURE[f"{case}/weight"], "bias": FIXTURE[f"{case}/bias"]}, strict=False
+    )
+    for step in range(3):
+        y = layer(FIXTURE[f"{case}/x{step}"])
+        assert isinstance(y, np.ndarray)
+        _close(y, FIXTURE[f"{case}/y{step}"], case, f"ndarray output at step {step}")
+    _close(layer.running_var, FIXTURE[f"{case}/running_var2"], case, "running_var")
 
 
 @pytest.mark.parametrize("case", LOSS_CASES)
@@ -101,9 +87,15 @@ def test_losses_match_torch(case: str) -> None:
     else:
         assert isinstance(value, float)
     _close(value, FIXTURE[f"{case}/loss"], case, "loss")
-    forward = getattr(fl, f"{config['loss']}_forward")
-    backward = getattr(fl, f"{config['loss']}_backward")
-    grad_logits, grad_target = backward(probe.astype(logits.dtype), forward(logits, target, **kwargs)[1])
-    _close(grad_logits, FIXTURE[f"{case}/grad_logits"], case, "grad of logits")
-    if f"{case}/grad_target" in FIXTURE.files:
-        _close(grad_target, FIXTURE[f"{case}/grad_target"], case, "grad of target")
+    soft = np.issubdtype(target.dtype, np.floating)
+    logits_tensor = nn.Tensor(logits.copy(), requires_grad=True)
+    target_tensor = nn.Tensor(target.copy(), requires_grad=soft)
+    tensor_value = functional(logits_tensor, target_tensor, **kwargs)
+    assert isinstance(tensor_value, nn.Tensor)
+    _close(tensor_value.data, FIXTURE[f"{case}/loss"], case, "loss (Tensor path)")
+    tensor_value.backward(probe.astype(logits.dtype))
+    _close(logits_tensor.grad, FIXTURE[f"{case}/grad_logits"], case, "grad of logits")
+    if soft:
+        _close(target_tensor.grad, FIXTURE[f"{case}/grad_target"], case, "grad of target")
+    else:
+        assert target_tensor.grad is None
