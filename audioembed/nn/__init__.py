@@ -45,3 +45,8 @@ __all__ = [
     "no_grad",
     "set_grad_enabled",
 ]
+
+# --- Training utilities (issue 10): optimizers and schedules, gradient clipping, the model registry. -------
+from audioembed.nn import optim, registry, serialization, utils
+
+__all__ += ["optim", "registry", "serialization", "utils"]

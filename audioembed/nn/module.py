@@ -4,7 +4,8 @@ A Module owns named parameters, buffers and submodules, registered by plain attr
 recursive walker (:meth:`Module.named_modules`) feeds every ``parameters()`` / ``buffers()`` /
 ``modules()`` listing, and one :meth:`Module._apply` feeds every dtype cast. ``state_dict`` /
 ``load_state_dict`` move arrays in and out by dotted key (``"conv1.weight"``); a load pre-hook lets a
-model accept another file's names. Parameters carry ``requires_grad`` and ``grad`` for training.
+model accept another file's names, and a class's ``_version`` / ``_upgrade_state`` load older layouts.
+Parameters carry ``requires_grad`` and ``grad`` for training.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from audioembed.nn.autograd import module_hooks
 from audioembed.nn.autograd.grad_mode import is_grad_enabled
 from audioembed.nn.hooks import RemovableHandle
 from audioembed.nn.parameter import Parameter
-from audioembed.nn.state_dict import collect_state, load_state
+from audioembed.nn.state_dict import StateDict, collect_state, load_state
 
 ForwardPreHook = Callable[["Module", tuple[Any, ...]], Any]
 ForwardHook = Callable[["Module", tuple[Any, ...], Any], Any]
@@ -37,6 +38,9 @@ class Module:
     """
 
     training: bool
+    # The layout version of this class's own state-dict entries. A class that renames, reshapes, adds or
+    # drops one of its parameters or buffers bumps it and overrides _upgrade_state to convert older state.
+    _version: int = 1
 
     def __init__(self) -> None:
         # Set through object.__setattr__: our own __setattr__ needs these dicts to exist already.
@@ -395,12 +399,25 @@ class Module:
         return any(m._forward_hooks or m._forward_pre_hooks for m in self.modules())
 
     # --- state dict (the work is in nn/state_dict.py) ------------------------------------------------
-    def state_dict(self, prefix: str = "", keep_vars: bool = False) -> dict[str, Any]:
+    def state_dict(self, prefix: str = "", keep_vars: bool = False) -> StateDict:
         """Every parameter and persistent buffer of the tree by dotted key, in registration order.
 
         Arrays are copied unless ``keep_vars`` (then the Parameter objects and buffer arrays themselves).
+        The returned :class:`~audioembed.nn.state_dict.StateDict` (a dict) also records each module's class
+        version in ``.metadata`` (``{"": {"version": 1}, "conv1": {"version": 1}, ...}``), which
+        :meth:`load_state_dict` uses to upgrade state saved by an older layout.
         """
         return collect_state(self, prefix, keep_vars)
+
+    def _upgrade_state(self, state_dict: dict[str, Any], prefix: str, version: int) -> None:
+        """Convert this module's entries in ``state_dict`` from layout ``version`` to the class's own.
+
+        Called by :meth:`load_state_dict` (after the load pre-hooks) when the state records an older version
+        for this module, or none (a plain dict, a file from before versions were recorded: version 1).
+        Edit the entries under ``prefix`` in place (rename, reshape, add); ``state_dict`` is a private copy.
+        Because metadata can be lost (``dict(state)``), an upgrade must leave state that is already in the
+        new layout alone. The base class has had one layout: nothing to do.
+        """
 
     def register_load_state_dict_pre_hook(self, hook: LoadPreHook) -> RemovableHandle:
         """Run ``hook(module, state_dict, prefix)`` before this module loads; it may rename keys in place.

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from audioembed.errors import InvalidOptionError
-from audioembed.nn.optim.optimizer import Optimizer, ParamGroup, check_number
+from audioembed.nn.optim.optimizer import Optimizer, ParamGroup, check_number, chunked
 
 
 class Adam(Optimizer):
@@ -94,7 +94,7 @@ class Adam(Optimizer):
         for param in group["params"]:
             if param.grad is None:
                 continue
-            grad = self._gradient(param, group["maximize"])  # a private copy
+            grad = self._gradient(param)
             data = self._writable(param)
             state = self.state.setdefault(param, {})
             if not state:
@@ -104,26 +104,27 @@ class Adam(Optimizer):
                 if amsgrad:
                     state["max_exp_avg_sq"] = np.zeros_like(data)
             state["step"] += 1
-            step = state["step"]
-            if weight_decay != 0:
-                if group["decoupled_weight_decay"]:
-                    data *= 1 - lr * weight_decay
-                else:
-                    grad += weight_decay * data
-            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-            exp_avg += (1 - beta1) * (grad - exp_avg)
-            exp_avg_sq *= beta2
-            exp_avg_sq += (1 - beta2) * (grad * grad)
-            step_size = lr / (1 - beta1**step)
-            bias_correction2_sqrt = (1 - beta2**step) ** 0.5
-            if amsgrad:
-                np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
-                second = state["max_exp_avg_sq"]
-            else:
-                second = exp_avg_sq
-            denom = np.sqrt(second) / bias_correction2_sqrt
-            denom += eps
-            data -= step_size * (exp_avg / denom)
+            step_size = lr / (1 - beta1 ** state["step"])
+            bias_correction2_sqrt = (1 - beta2 ** state["step"]) ** 0.5
+            decay = weight_decay != 0 and group["decoupled_weight_decay"]
+            l2 = weight_decay != 0 and not group["decoupled_weight_decay"]
+            # Without amsgrad the second moment stands in for its maximum (never written as such).
+            maximum = state["max_exp_avg_sq"] if amsgrad else state["exp_avg_sq"]
+            for d, g, m, v, v_max in chunked(data, grad, state["exp_avg"], state["exp_avg_sq"], maximum):
+                g = -g if group["maximize"] else g
+                if decay:
+                    d *= 1 - lr * weight_decay
+                elif l2:
+                    g = g + weight_decay * d
+                m += (1 - beta1) * (g - m)  # PyTorch's lerp towards g
+                v *= beta2
+                v += (1 - beta2) * (g * g)
+                if amsgrad:
+                    np.maximum(v_max, v, out=v_max)
+                denom = np.sqrt(v_max if amsgrad else v)
+                denom /= bias_correction2_sqrt
+                denom += eps
+                d -= step_size * (m / denom)
             self._written(data)
 
 

@@ -15,7 +15,7 @@ memory-mapped from a native file) is first replaced by a private writable copy. 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,23 @@ from audioembed.errors import GradientError, InvalidInputError, InvalidOptionErr
 from audioembed.nn.inplace import mark_modified
 
 ParamGroup = dict[str, Any]
+# Elements per slice when an update walks its arrays: the few temporaries of one slice stay in the CPU's L2
+# cache, so an update reads and writes each array once instead of once per arithmetic operation.
+CHUNK = 1 << 15
+
+
+def chunked(*arrays: np.ndarray) -> Iterator[tuple[np.ndarray, ...]]:
+    """Yield matching 1-D slices (views) of same-shaped C-contiguous arrays, :data:`CHUNK` elements each.
+
+    Elementwise updates give the same bits slice by slice as on whole arrays. Arrays that are not all
+    C-contiguous (a reshape would copy, losing the writes) are yielded whole, once.
+    """
+    if not all(a.flags.c_contiguous for a in arrays):
+        yield arrays
+        return
+    flat = [a.reshape(-1) for a in arrays]  # views: C-contiguous
+    for start in range(0, flat[0].size, CHUNK):
+        yield tuple(f[start : start + CHUNK] for f in flat)
 
 
 def is_parameter(obj: Any) -> bool:
@@ -168,15 +185,15 @@ class Optimizer:
     def _update_group(self, group: ParamGroup) -> None:
         raise NotImplementedError(f"{type(self).__name__} does not define _update_group()")
 
-    def _gradient(self, param: Any, maximize: bool) -> np.ndarray:
-        """``param``'s gradient as a new array of its data's dtype, negated when maximizing."""
+    @staticmethod
+    def _gradient(param: Any) -> np.ndarray:
+        """``param``'s gradient, checked, C-contiguous in its data's dtype (read only: never written)."""
         grad = np.asarray(param.grad)
         if grad.shape != param.data.shape:
             raise GradientError(
                 f"gradient of shape {grad.shape} for {param!r}: it must have the parameter's shape"
             )
-        grad = grad.astype(param.data.dtype, copy=True)
-        return np.negative(grad, out=grad) if maximize else grad
+        return np.asarray(grad, dtype=param.data.dtype, order="C")  # no copy when already so
 
     @staticmethod
     def _writable(param: Any) -> np.ndarray:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
+
 from audioembed.errors import InvalidOptionError
-from audioembed.nn.optim.optimizer import Optimizer, ParamGroup, check_number
+from audioembed.nn.optim.optimizer import Optimizer, ParamGroup, check_number, chunked
 
 
 class SGD(Optimizer):
@@ -81,25 +83,31 @@ class SGD(Optimizer):
 
     def _update_group(self, group: ParamGroup) -> None:
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
-        weight_decay, nesterov = group["weight_decay"], group["nesterov"]
+        weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
         for param in group["params"]:
             if param.grad is None:
                 continue
-            grad = self._gradient(param, group["maximize"])  # a private copy: updated in place below
+            grad = self._gradient(param)
             data = self._writable(param)
-            if weight_decay != 0:
-                grad += weight_decay * data
+            first = False
             if momentum != 0:
                 state = self.state.setdefault(param, {})
-                buffer = state.get("momentum_buffer")
-                if buffer is None:
-                    buffer = state["momentum_buffer"] = grad.copy()
-                else:
-                    buffer *= momentum
-                    buffer += (1 - dampening) * grad
-                if nesterov:
-                    grad += momentum * buffer
-                else:
-                    grad = buffer
-            data -= lr * grad
+                if state.get("momentum_buffer") is None:
+                    state["momentum_buffer"] = np.empty_like(data)  # filled with the first gradient below
+                    first = True
+                buffer = state["momentum_buffer"]
+            else:
+                buffer = data  # unused: keeps the slices aligned
+            for d, g, b in chunked(data, grad, buffer):
+                step = -g if maximize else g  # a new array only where it must differ from the gradient
+                if weight_decay != 0:
+                    step = step + weight_decay * d
+                if momentum != 0:
+                    if first:
+                        b[...] = step
+                    else:
+                        b *= momentum
+                        b += step if dampening == 0 else (1 - dampening) * step
+                    step = step + momentum * b if nesterov else b
+                d -= lr * step
             self._written(data)
