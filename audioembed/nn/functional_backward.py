@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from audioembed.nn import winograd
+from audioembed.nn import parallel_gemm, winograd
 from audioembed.nn.functional import (
     IM2COL_MAX_BYTES,
     IM2COL_TARGET_ROWS,
@@ -237,7 +237,11 @@ def linear_backward(
     grad_x [shape=(..., in)], grad_weight [shape=(in, out)], grad_bias [shape=(out,)]
     """
     g2d = grad_y.reshape(-1, grad_y.shape[-1])  # [rows, out]
-    grad_x = (grad_y @ weight.T) if needs[0] else None
-    grad_w = x.reshape(-1, x.shape[-1]).T @ g2d if needs[1] else None  # [in, rows] @ [rows, out]
-    grad_b = g2d.sum(axis=0) if needs[2] else None
+    grad_x = grad_w = grad_b = None
+    if needs[0]:
+        grad_x = parallel_gemm.matmul(g2d, weight.T).reshape(*grad_y.shape[:-1], weight.shape[0])
+    if needs[1]:
+        grad_w = parallel_gemm.matmul(x.reshape(-1, x.shape[-1]).T, g2d)  # [in, rows] @ [rows, out]
+    if needs[2]:
+        grad_b = g2d.sum(axis=0)
     return grad_x, grad_w, grad_b

@@ -7,7 +7,10 @@ Three cases, chosen per call:
 - the conv stack frozen (its parameters and the input need no gradient; e.g. training the fc layers or a
   head): the conv stack runs as a fused inference plan (:class:`FrozenConvStack`), only the dense layers
   are recorded — the cheap way to fine-tune VGGish's top;
-- otherwise layer by layer through each layer's ``__call__`` (hooks fire), every step recorded as needed.
+- the conv stack trained, float32, no hook on its layers: the whole stack is one recorded operation,
+  :class:`~audioembed.nn.conv_stack_grad.TrainableConvStack` (Winograd both ways, two workers);
+- otherwise layer by layer through each layer's ``__call__`` (hooks fire), every step recorded as needed
+  (float64 models, hooks on conv layers).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 
 from audioembed.nn.autograd.grad_mode import is_grad_enabled
 from audioembed.nn.autograd.tensor import Tensor
+from audioembed.nn.conv_stack_grad import TrainableConvStack
 from audioembed.nn.functional import relu
 from audioembed.nn.fused import ConvStackPlan
 from audioembed.vggish.fast import CONV_LAYERS, POOLED, FastForward
@@ -28,6 +32,13 @@ if TYPE_CHECKING:
     from audioembed.vggish.model import VGGish
 
 _FUSED_CONV_MODULES = (*CONV_LAYERS, "pool1", "pool2", "pool3", "pool4", "flatten")
+_trainable: list[TrainableConvStack] = []  # one shared engine (it holds worker threads), made on first use
+
+
+def _trainable_stack() -> TrainableConvStack:
+    if not _trainable:
+        _trainable.append(TrainableConvStack([name in POOLED for name in CONV_LAYERS]))
+    return _trainable[0]
 
 
 class FrozenConvStack:
@@ -103,8 +114,18 @@ def tensor_forward(model: VGGish, x: Tensor) -> Tensor:
     if not _needs_grad(model, x, (*CONV_LAYERS, "fc1_1", "fc1_2", "fc2")) and FastForward.applies(model):
         conv, dense = model._fast.plans(model, x.shape[1:])
         return Tensor(dense(conv(x.data).reshape(n, -1)))  # [N, 128]
-    if not _needs_grad(model, x, CONV_LAYERS) and _conv_stack_fusable(model) and n > 0:
+    conv_needs_grad = _needs_grad(model, x, CONV_LAYERS)
+    if conv_needs_grad:
+        # Parameters may now be updated in place by an optimizer: cached inference plans would go stale.
+        model._fast.invalidate()
+        model._frozen_conv.invalidate()
+    elif is_grad_enabled() and _needs_grad(model, x, ("fc1_1", "fc1_2", "fc2")):
+        model._fast.invalidate()
+    if not conv_needs_grad and _conv_stack_fusable(model) and n > 0:
         features = Tensor(model._frozen_conv.plan(model, x.shape[1:])(x.data).reshape(n, -1))  # [N, 12288]
+    elif _conv_stack_fusable(model) and n > 0:
+        params = [p for name in CONV_LAYERS for p in (getattr(model, name).weight, getattr(model, name).bias)]
+        features = _trainable_stack()(x.reshape(n, *x.shape[1:], 1), params).reshape(n, -1)  # [N, 12288]
     else:
         h = model._features(x.reshape(n, *x.shape[1:], 1))  # [N, 96, 64, 1] → [N, 6, 4, 512]
         features = model.flatten(h)  # [N, 12288], NHWC order

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 import threading
 
 import numpy as np
@@ -262,3 +264,21 @@ def test_tensor_hook_errors() -> None:
         Tensor(np.ones(2)).register_hook(lambda g: None)
     with pytest.raises(TypeError, match="hook must be callable"):
         x.register_hook(3)
+
+
+def test_leaves_pickle_and_deep_copy_after_training_but_not_graph_nodes() -> None:
+    layer = Linear(3, 2)
+    x = Tensor(np.ones((1, 3), np.float32), requires_grad=True)
+    layer(x).sum().backward()  # parameters now have gradient accumulators
+    x.register_hook(lambda g: None)
+    for clone in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
+        assert isinstance(clone.weight, Parameter) and clone.weight.requires_grad
+        np.testing.assert_array_equal(clone.weight.data, layer.weight.data)
+        np.testing.assert_array_equal(clone.weight.grad, layer.weight.grad)
+        assert clone.weight is not layer.weight
+    copied = copy.deepcopy(x)
+    assert copied.is_leaf and copied.requires_grad and copied.data is not x.data
+    frozen = pickle.loads(pickle.dumps(Parameter(np.ones(2), requires_grad=False)))
+    assert not frozen.requires_grad
+    with pytest.raises(GradientError, match="only leaf tensors can be pickled"):
+        pickle.dumps(x * 2)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from audioembed.nn import functional
+from audioembed.nn import functional, parallel_gemm
 from audioembed.nn import functional_backward as backward
 from audioembed.nn.autograd.function import Function, FunctionCtx
 
@@ -76,6 +76,11 @@ class LinearFunction(Function):
     def forward(ctx: FunctionCtx, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
         need_x, need_w, _ = ctx.needs_input_grad
         ctx.save_for_backward(x if need_w else None, weight if need_x else None)
+        fits = weight.ndim == 2 and x.shape[-1] == weight.shape[0] and np.shape(bias) == (weight.shape[1],)
+        if fits and x.ndim == 2 and x.dtype == weight.dtype == np.float32:
+            y = parallel_gemm.matmul(x, weight)  # the big fc layers: both cores, BLAS single-threaded
+            y += bias
+            return y
         return functional.linear(x, weight, bias)
 
     @staticmethod

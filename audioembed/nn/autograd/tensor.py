@@ -233,6 +233,15 @@ class Tensor:
         extra += ", requires_grad=True" if self.requires_grad and self.grad_fn is None else ""
         return f"Tensor({body}, dtype={self.dtype}{extra})"
 
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        # Pickles and deep copies carry the values, the flag and the gradient of a leaf; never hooks or
+        # graph links (a copy is a new leaf). A non-leaf would silently lose its graph: refused, as PyTorch.
+        if self.grad_fn is not None:
+            raise GradientError(
+                "only leaf tensors can be pickled or deep-copied; use .detach() to copy the values"
+            )
+        return _rebuild, (type(self), self.data, self._requires_grad, self.grad)
+
     # Identity equality and hashing (Tensors are dict keys and registered objects); compare .data for values.
     __eq__ = object.__eq__
     __ne__ = object.__ne__
@@ -339,6 +348,14 @@ class Tensor:
             )
         arrays = [a.data if isinstance(a, Tensor) else a for a in inputs]
         return getattr(ufunc, method)(*arrays, **kwargs)
+
+
+def _rebuild(cls: type[Tensor], data: np.ndarray, requires_grad: bool, grad: np.ndarray | None) -> Tensor:
+    """Unpickle a leaf Tensor (or subclass, e.g. Parameter) from :meth:`Tensor.__reduce_ex__`'s state."""
+    tensor = cls.__new__(cls)
+    Tensor.__init__(tensor, data, requires_grad=requires_grad)
+    tensor.grad = grad
+    return tensor
 
 
 from audioembed.nn.autograd import ops as _ops  # noqa: E402  (ops needs Tensor defined first)
