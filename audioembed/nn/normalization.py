@@ -10,6 +10,7 @@ None); in eval mode the running statistics normalise.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -35,12 +36,14 @@ def _check_flag(value: object, name: str) -> bool:
 
 
 def _check_x(
-    layer: Module, x: object, expected: str, ranks: tuple[int, ...], trailing: tuple[int, ...]
+    layer: Module, x: object, expected: str, ranks: tuple[int, ...] | None, trailing: tuple[int, ...]
 ) -> object:
-    """Check rank, trailing axes and floating dtype (the parameters' dtype when there are some)."""
+    """Check rank (one of ``ranks``; any when None), trailing axes and floating dtype (the parameters')."""
     array = x.data if isinstance(x, Tensor) else np.asarray(x)
     k = len(trailing)
-    if array.ndim not in ranks or tuple(array.shape[array.ndim - k :]) != trailing:
+    if (ranks is not None and array.ndim not in ranks) or tuple(
+        array.shape[max(array.ndim - k, 0) :]
+    ) != trailing:
         raise ShapeError(f"{type(layer).__name__} expects input of shape {expected}, got shape {array.shape}")
     weight = getattr(layer, "weight", None)
     wanted = weight.dtype if weight is not None else None
@@ -58,7 +61,12 @@ def _param(param: Parameter | None, x: object) -> np.ndarray | Parameter | None:
 
 
 class _NormBase(Module):
-    """Parameters and running statistics of a per-channel norm over ``num_features`` channels."""
+    """Parameters and running statistics of a per-channel norm over ``num_features`` channels.
+
+    State-dict layout version 2 (as in PyTorch): version 1 had no ``num_batches_tracked`` buffer.
+    """
+
+    _version = 2
 
     def __init__(
         self,
@@ -90,6 +98,15 @@ class _NormBase(Module):
             for name in ("running_mean", "running_var", "num_batches_tracked"):
                 self.register_buffer(name, None)
         self.reset_parameters()
+
+    def _upgrade_state(self, state_dict: dict[str, Any], prefix: str, version: int) -> None:
+        """Version 1 -> 2: state without ``num_batches_tracked`` keeps this module's counter, as PyTorch does.
+
+        Left alone when the key is already there (a version-2 state whose version record was lost).
+        """
+        key = prefix + "num_batches_tracked"
+        if version < 2 and self.track_running_stats and key not in state_dict:
+            state_dict[key] = self.num_batches_tracked.copy()
 
     def reset_running_stats(self) -> None:
         """Running mean 0, running variance 1, no batch seen."""
@@ -265,7 +282,7 @@ class LayerNorm(Module):
     def forward(self, x: np.ndarray) -> np.ndarray:
         shape = self.normalized_shape
         expected = "[..., " + ", ".join(map(str, shape)) + "]"
-        _check_x(self, x, expected, tuple(range(len(shape), 64)), shape)
+        _check_x(self, x, expected, None, shape)
         return training_ops.layer_norm(x, shape, _param(self.weight, x), _param(self.bias, x), self.eps)
 
     def extra_repr(self) -> str:
