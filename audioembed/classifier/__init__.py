@@ -8,6 +8,7 @@ above the pipeline: it uses an :class:`~audioembed.pipeline.Embedder`, never the
 from audioembed.classifier.classifier import ClassificationResult, Classifier
 from audioembed.classifier.file import ClassifierFile, read_classifier, write_classifier
 from audioembed.classifier.heads import ClassifierHead, HeadConfig
+from audioembed.classifier.registry import classifier_head_logistic, classifier_head_mlp  # registers them
 
 __all__ = [
     "ClassificationResult",
@@ -15,6 +16,8 @@ __all__ = [
     "ClassifierFile",
     "ClassifierHead",
     "HeadConfig",
+    "classifier_head_logistic",
+    "classifier_head_mlp",
     "read_classifier",
     "write_classifier",
 ]

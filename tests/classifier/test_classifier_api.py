@@ -150,3 +150,21 @@ def test_weights_info_describes_a_classifier(random_classifier, capsys):
         described["labels"] == ["chirp", "clicks", "noise_burst", "tone"]
         and described["config"]["hidden"] == 16
     )
+
+
+def test_heads_are_registered_models(random_classifier, classifier):
+    import audioembed
+
+    assert {"classifier_head_logistic", "classifier_head_mlp"} <= set(audioembed.list_models("classifier_*"))
+    fresh = audioembed.create_model("classifier_head_mlp", num_classes=3, hidden=8, seed=0)
+    assert fresh.training and fresh.layers[3].out_features == 3 and fresh.config.hidden == 8
+    again = audioembed.create_model("classifier_head_mlp", num_classes=3, hidden=8, seed=0)
+    np.testing.assert_array_equal(fresh.layers[0].weight.data, again.layers[0].weight.data)
+    loaded = audioembed.create_model("classifier_head_mlp", weights=random_classifier)
+    assert not loaded.training
+    features = np.random.default_rng(0).standard_normal((3, 128)).astype(np.float32)
+    np.testing.assert_array_equal(
+        loaded(loaded.normalize(features)), classifier.head(classifier.head.normalize(features))
+    )
+    with pytest.raises(ClassifierError, match="holds a 'mlp' head, not a 'logistic' one"):
+        audioembed.create_model("classifier_head_logistic", weights=random_classifier)
