@@ -12,6 +12,7 @@ class                      gRPC status
 
 InvalidInputError (+subs)  INVALID_ARGUMENT
 WeightsError (+subs)       FAILED_PRECONDITION / UNAVAILABLE at start-up
+ClassifierError (+subs)    FAILED_PRECONDITION (a classifier that does not fit the served weights)
 anything else              INTERNAL (a bug)
 =========================  ===============
 
