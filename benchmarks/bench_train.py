@@ -12,8 +12,9 @@ and each round's ours/torch ratio comes from neighbouring children (compare rati
 shared machine). PyTorch runs with 2 intra-op threads (``torch.set_num_threads(2)``), ours with its default
 two workers. The last column is the ratio of CPU time per step (``time.process_time``, all threads): on a
 heavily loaded machine wall time mostly measures the other tenants, CPU time what each engine costs (it
-counts torch's OpenMP threads spinning while they wait, which a quiet machine also pays, less). Peak RSS: the kernel's peak counter is reset once the model is loaded, then 3 batch-32 steps
-run; the figure is everything the process holds at its high-water mark.
+counts torch's OpenMP threads spinning while they wait, which a quiet machine also pays, less). Peak RSS:
+the kernel's peak counter is reset once the model is loaded, then 3 batch-32 steps run; the figure is
+everything the process holds at its high-water mark.
 
 torch is dev-only (``pip install torch==2.13.0``); without it only ours is measured.
 
