@@ -26,6 +26,17 @@ from audioembed.nn import winograd
 from audioembed.nn.autograd import ops as _ops
 from audioembed.nn.autograd.tensor import Tensor
 
+# The train/eval ops and losses are defined in training_ops.py and re-exported here, as torch's F does.
+from audioembed.nn.training_ops import (  # noqa: F401
+    batch_norm,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    dropout,
+    instance_norm,
+    layer_norm,
+    mse_loss,
+)
+
 # Images per im2col chunk: enough that each GEMM has ~IM2COL_TARGET_ROWS rows, so OpenBLAS's packing of
 # the weight matrix is amortised (a chunk of one 12×8 image, 96 rows, runs conv4_2 several times slower),
 # but never more than IM2COL_MAX_BYTES of patches: a whole 64-example VGGish batch unchunked would need
