@@ -5,13 +5,16 @@ failures in one clause. Errors caused by bad *input* also derive from the matchi
 (``ValueError``, ``FileNotFoundError``), so code written against plain Python keeps working. The gRPC
 layer maps these classes to status codes in one place; keep that mapping in mind when adding a class:
 
-=========================  ======================
+=========================  ===============
+
 class                      gRPC status
-=========================  ======================
+=========================  ===============
+
 InvalidInputError (+subs)  INVALID_ARGUMENT
 WeightsError (+subs)       FAILED_PRECONDITION / UNAVAILABLE at start-up
 anything else              INTERNAL (a bug)
-=========================  ======================
+=========================  ===============
+
 
 Messages quote the offending value (``f"... got {value!r}"``) and, where there is one, the fix.
 """
@@ -43,6 +46,27 @@ class ShapeError(InvalidInputError):
     """An array reached a layer or model with a shape it cannot take; the message names both shapes."""
 
 
+class DatasetError(InvalidInputError):
+    """A training or evaluation data set is unusable: empty, one label, too few files, a bad manifest."""
+
+
+class ClassifierError(AudioEmbedError, ValueError):
+    """A classifier file is not one, is corrupted, or does not fit the VGGish weights it is used with."""
+
+
+class ClassifierMismatchError(ClassifierError):
+    """A classifier was trained on other VGGish weights (another sha256) than the ones it is used with."""
+
+
+class GradientError(AudioEmbedError, RuntimeError):
+    """Back-propagation cannot proceed; the message says why and what to do.
+
+    Raised for: backward of a non-scalar without ``gradient``, a second backward through a freed graph,
+    backward from a tensor that does not require grad, a hook or ``Function.backward`` returning a gradient
+    of the wrong shape or count, an optimizer given no trainable parameters.
+    """
+
+
 class WeightsError(AudioEmbedError):
     """Base class of problems with model weights or PCA parameters."""
 
@@ -65,3 +89,7 @@ class WeightsDownloadError(WeightsError):
 
 class WeightsVerificationError(WeightsError):
     """Freshly converted weights did not reproduce the reference smoke-test statistics."""
+
+
+class ModelRegistryError(AudioEmbedError):
+    """A model name was registered twice, or a registration is malformed (a programming error, not input)."""
