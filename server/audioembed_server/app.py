@@ -25,6 +25,7 @@ from audioembed import audio
 from audioembed.errors import AudioEmbedError
 from audioembed_server.auth import TokenAuthInterceptor
 from audioembed_server.batcher import DynamicBatcher
+from audioembed_server.classifiers import load_classifiers
 from audioembed_server.config import ServerConfig
 from audioembed_server.engine import Engine
 from audioembed_server.logs import log_event
@@ -147,6 +148,8 @@ class EmbeddingServer:
         try:
             embedder = self._factory()
             info = embedder.model_info
+            # Before serving anything: a head trained on other weights refuses to load (both sha256 named).
+            classifiers = load_classifiers(self.config.classifiers, embedder)
             # One warm-up batch: the first call pays for allocations that should not land on a user.
             embedder.run_model(np.zeros((1, audio.EXAMPLE_WINDOW_FRAMES, audio.NUM_MEL_BANDS), np.float32))
             batcher = DynamicBatcher(
@@ -161,7 +164,9 @@ class EmbeddingServer:
                 if self._stopped.is_set():  # stopped while loading: do not come up
                     batcher.close()
                     return
-                self.servicer.engine = Engine(embedder, batcher, pca_loaded=bool(info.pca_loaded))
+                self.servicer.engine = Engine(
+                    embedder, batcher, pca_loaded=bool(info.pca_loaded), classifiers=classifiers
+                )
                 self.health.set(SERVICE_NAME, _SERVING)
             log_event(
                 "model_loaded",
@@ -171,6 +176,7 @@ class EmbeddingServer:
                 weights_source=info.weights_source,
                 synthetic=info.synthetic,
                 pca_loaded=info.pca_loaded,
+                classifiers=",".join(sorted(classifiers)) or None,
             )
         except Exception as error:
             self.servicer.load_error = error

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import CancelledError
 from concurrent.futures import TimeoutError as FutureTimeoutError
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -46,11 +46,14 @@ class Engine:
     batcher : DynamicBatcher
     pca_loaded : bool
         Whether quantized outputs can be produced.
+    classifiers : dict of str to audioembed.classifier.Classifier
+        The served classifiers by name, each on ``embedder`` (``serve --classifier NAME=PATH``).
     """
 
     embedder: Any
     batcher: DynamicBatcher
     pca_loaded: bool
+    classifiers: dict[str, Any] = field(default_factory=dict)
 
     @property
     def dimension(self) -> int:
