@@ -176,9 +176,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add one flag per config field; defaults stay ``None`` so unset flags fall back to the environment."""
     defaults = ServerConfig()
     for f in dataclasses.fields(ServerConfig):
-        if f.name == "classifiers":  # repeatable, and singular on the command line
+        if f.name == "classifiers":  # repeatable: one NAME=PATH per flag (--classifiers is an alias)
             parser.add_argument(
                 "--classifier",
+                "--classifiers",
                 dest="classifiers",
                 action="append",
                 default=None,
