@@ -31,6 +31,8 @@ class ServerConfig:
     pca: str | None = None  # PCA parameters (.npz / .pth); None = no quantized output unless downloaded
     resampler: str = "reference"  # "reference" (matches the reference's resampy) or "fast" (polyphase)
     allow_download: bool = False  # fetch the official files when no weights are given and none are cached
+    # (name, path) of each `--classifier NAME=PATH`: heads from `audioembed train` served by Classify.
+    classifiers: tuple[tuple[str, str], ...] = ()
     max_batch_examples: int = 64  # examples per model batch: VGGish throughput flattens out around here
     max_queue_delay_ms: float = 25.0  # how long the first queued example waits for others to fill the batch
     max_queue_examples: int = 2048  # bounded queue (~100 MB of float64 log-mel); beyond: RESOURCE_EXHAUSTED
@@ -53,8 +55,6 @@ class ServerConfig:
     tls_key: str | None = None  # PEM private key
     token: str | None = field(default=None, repr=False)  # require `authorization: Bearer <token>`
     log_format: str = "kv"  # "kv" (key=value) or "json": one line per request either way
-    # (name, path) of each `--classifier NAME=PATH`: heads from `audioembed train` served by Classify.
-    classifiers: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         _check_port("port", self.port)
