@@ -36,7 +36,7 @@ SERVER_MAY_IMPORT = {
     "audioembed.audio",
     "audioembed.errors",
     "audioembed.cli",
-    "audioembed.classifier",  # served classifiers (Classify): Classifier, read_classifier, ClassificationResult
+    "audioembed.classifier",  # served classifiers: Classifier, read_classifier, ClassificationResult
 }
 
 _PROBE = """
