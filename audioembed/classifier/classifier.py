@@ -74,6 +74,10 @@ class Classifier:
     training : dict
         The options and outcome of the training run (seed, epochs, validation metric, ...).
     embedder : Embedder
+        The embedder classification runs; for a fine-tuned classifier a private one with its VGGish layers.
+    fine_tuned : bool
+        Whether the file holds VGGish layers trained with the head (``audioembed train --fine-tune``). Then
+        :meth:`window_scores` needs embeddings from :attr:`embedder`, not from another Embedder.
     """
 
     def __init__(self, contents: ClassifierFile, embedder: Embedder, *, source: str = "<classifier>") -> None:
@@ -91,7 +95,10 @@ class Classifier:
             raise ClassifierError(f"{source}: head tensors do not fit its config: {error}") from error
         self.head = head.eval()
         check_compatible(contents, embedder, source=source)
-        self.embedder = embedder
+        self.fine_tuned = bool(contents.vggish_tensors)
+        # A fine-tuned classifier runs its own VGGish (its trained layers): a shared embedder's
+        # embeddings are not the ones its head learned from.
+        self.embedder = embedder.with_model_state(contents.vggish_tensors) if self.fine_tuned else embedder
 
     @classmethod
     def load(

@@ -35,6 +35,7 @@ from audioembed.errors import ClassifierError, InvalidOptionError
 
 FORMAT = "audioembed-classifier"
 FORMAT_VERSION = "1"  # bump when the layout or required metadata change
+VGGISH_PREFIX = "vggish."  # tensors of a fine-tuned VGGish, beside the head's
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class ClassifierFile:
     pca_sha256 : str or None
     training : dict
         Training options and outcome, as written.
+    vggish_tensors : dict of str to np.ndarray
+        A fine-tuned classifier's trained VGGish parameters by state-dict key (``fc2.weight``); stored
+        under ``vggish.`` + key. Empty for a head trained on frozen VGGish.
     """
 
     tensors: dict[str, np.ndarray]
@@ -63,6 +67,7 @@ class ClassifierFile:
     vggish_synthetic: bool = False
     pca_sha256: str | None = None
     training: dict[str, Any] = field(default_factory=dict)
+    vggish_tensors: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def is_classifier_file(path: str | os.PathLike) -> bool:
@@ -100,7 +105,11 @@ def write_classifier(path: str | os.PathLike, contents: ClassifierFile) -> Path:
     }
     try:
         with atomic_file(path) as handle:
-            handle.write(_serialize(contents.tensors, metadata))
+            tensors = {
+                **contents.tensors,
+                **{VGGISH_PREFIX + k: v for k, v in contents.vggish_tensors.items()},
+            }
+            handle.write(_serialize(tensors, metadata))
     except OSError as error:
         raise ClassifierError(f"cannot write {path}: {error.strerror or error}") from error
     return path
@@ -141,8 +150,10 @@ def read_classifier(path: str | os.PathLike) -> ClassifierFile:
         labels = tuple(json.loads(metadata["labels"]))
         config = HeadConfig(**json.loads(metadata["config"]))
         training = json.loads(metadata.get("training", "{}"))
+        vggish = {k[len(VGGISH_PREFIX) :]: v for k, v in tensors.items() if k.startswith(VGGISH_PREFIX)}
         contents = ClassifierFile(
-            tensors=tensors,
+            tensors={k: v for k, v in tensors.items() if not k.startswith(VGGISH_PREFIX)},
+            vggish_tensors=vggish,
             labels=labels,
             multi_label=_flag(metadata["multi_label"]),
             config=config,
@@ -177,6 +188,10 @@ def describe_classifier(path: str | os.PathLike) -> dict[str, Any]:
             for name, array in contents.tensors.items()
         },
         "parameters": int(sum(array.size for array in contents.tensors.values())),
+        "fine_tuned_vggish": {
+            name: {"dtype": str(array.dtype), "shape": list(array.shape)}
+            for name, array in contents.vggish_tensors.items()
+        },
     }
 
 

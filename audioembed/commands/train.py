@@ -12,6 +12,7 @@ from audioembed import __version__
 from audioembed.classifier.cache import EmbeddingCache, default_cache_dir
 from audioembed.classifier.dataset import read_dataset
 from audioembed.classifier.file import ClassifierFile, state_tensors, write_classifier
+from audioembed.classifier.finetune import FINE_TUNE_MODES, extract_dataset, fine_tune
 from audioembed.classifier.heads import FEATURES, MODELS, POOLS, HeadConfig
 from audioembed.classifier.report import format_metrics, write_report
 from audioembed.classifier.training import CLASS_WEIGHTS, TrainOptions, train_head
@@ -19,6 +20,7 @@ from audioembed.classifier.windows import embed_dataset, split_clips
 from audioembed.commands import Command
 from audioembed.commands._model_args import _positive_int, add_model_arguments, embedder_from_args
 from audioembed.errors import InvalidOptionError
+from audioembed.vggish.weights import resolve_weights
 
 _DEFAULTS = TrainOptions()
 
@@ -34,8 +36,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "-o", "--output", type=Path, required=True, metavar="FILE", help="classifier to write"
     )
     head = parser.add_argument_group("head")
-    head.add_argument(
+    mode = head.add_mutually_exclusive_group()
+    mode.add_argument(
         "--head", action="store_true", help="train a head on frozen VGGish embeddings (default)"
+    )
+    mode.add_argument(
+        "--fine-tune",
+        choices=FINE_TUNE_MODES,
+        help="also train VGGish's dense layers (fc) or all its layers (all), from log-mel examples",
     )
     head.add_argument("--model", choices=MODELS, default="logistic", help="(default: logistic)")
     head.add_argument(
@@ -139,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidOptionError(
             "--features quantized needs PCA parameters (--pca, or a weights file with them)"
         )
+    if args.fine_tune and args.features != "raw":
+        raise InvalidOptionError("--fine-tune trains on raw embeddings: drop --features quantized")
     cache = EmbeddingCache(None if args.no_cache else (args.cache or default_cache_dir()), embedder)
 
     clips, skipped = _embed(dataset, cache, args)
@@ -156,11 +166,24 @@ def run(args: argparse.Namespace) -> int:
             )
             bar.update(1)
 
-        outcome = train_head(train_clips, val_clips, config, options, on_epoch=on_epoch)
+        vggish_state: dict = {}
+        if args.fine_tune:
+            weights = resolve_weights(args.weights, allow_download=args.download)
+            outcome, vggish_state = fine_tune(
+                train_clips,
+                val_clips,
+                config,
+                options,
+                weights=weights,
+                mode=args.fine_tune,
+                on_epoch=on_epoch,
+            )
+        else:
+            outcome = train_head(train_clips, val_clips, config, options, on_epoch=on_epoch)
     info = embedder.model_info
     training = {
         "audioembed_version": __version__,
-        "mode": "head",
+        "mode": f"fine-tune {args.fine_tune}" if args.fine_tune else "head",
         "options": options.to_dict(),
         "data": str(args.data),
         "validation": str(args.val) if args.val is not None else f"{args.val_fraction} of DATA per label",
@@ -183,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
         args.output,
         ClassifierFile(
             tensors=state_tensors(outcome.head.state_dict()),
+            vggish_tensors=vggish_state,
             labels=dataset.labels,
             multi_label=dataset.multi_label,
             config=config,
@@ -212,20 +236,27 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _embed(dataset, cache: EmbeddingCache, args: argparse.Namespace):
-    """Embed a data set with a progress bar; report unreadable files on stderr. Returns (clips, skipped)."""
+    """Embed a data set (only its log-mel examples when fine-tuning); report unreadable files.
+
+    Returns (clips, number of files skipped).
+    """
     with tqdm(
         total=len(dataset.items), unit="file", disable=args.quiet, file=sys.stderr, desc="embed"
     ) as bar:
-        clips, stats = embed_dataset(dataset, cache, features=args.features, on_progress=bar.update)
-    for failure in stats.failed:
+        if args.fine_tune:
+            clips, failed = extract_dataset(dataset, cache.embedder, on_progress=bar.update)
+            hits, embedded = 0, clips.num_clips
+        else:
+            clips, stats = embed_dataset(dataset, cache, features=args.features, on_progress=bar.update)
+            failed, hits, embedded = stats.failed, stats.hits, stats.embedded
+    for failure in failed:
         print(f"audioembed train: skipped {failure.source}: {failure.error}", file=sys.stderr)
     if not args.quiet:
         print(
-            f"{dataset.source}: {stats.hits} file(s) from the cache, {stats.embedded} embedded, "
-            f"{len(stats.failed)} skipped",
+            f"{dataset.source}: {hits} file(s) from the cache, {embedded} embedded, {len(failed)} skipped",
             file=sys.stderr,
         )
-    return clips, len(stats.failed)
+    return clips, len(failed)
 
 
 def _non_negative_int(text: str) -> int:
