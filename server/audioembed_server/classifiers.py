@@ -108,6 +108,7 @@ def classifier_infos(classifiers: Mapping[str, Classifier]) -> list[pb.Classifie
             model=clf.config.model,
             features=clf.config.features,
             pool=clf.config.pool,
+            fine_tuned=bool(clf.fine_tuned),
         )
         for name, clf in sorted(classifiers.items())
     ]

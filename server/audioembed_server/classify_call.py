@@ -1,9 +1,10 @@
 """``Classify``, ``ClassifyBatch`` and classification in ``EmbedStream``: a head on batched embeddings.
 
 The embeddings come from the engine's batcher, so classification shares model batches with ``Embed``
-traffic; the head (``Classifier.window_scores``, a few small matrix products) then runs on the handler
-thread of each request. Unset window options default to those the head was trained with, so served scores
-equal those of ``Classifier.load(path).classify(...)`` in process.
+traffic (a fine-tuned classifier, with VGGish layers of its own, has an engine and batcher of its own);
+the head (``Classifier.window_scores``, a few small matrix products) then runs on the handler thread of
+each request. Unset window options default to those the head was trained with, so served scores equal
+those of ``Classifier.load(path).classify(...)`` in process.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Prepared:
     classifier: Any  # audioembed.classifier.Classifier
     options: RequestOptions
     top_k: int
+    engine: Engine  # the one computing its embeddings (a fine-tuned classifier's own)
 
 
 def prepare(engine: Engine, request: pb.ClassifyRequest) -> Prepared:
@@ -45,7 +47,11 @@ def prepare(engine: Engine, request: pb.ClassifyRequest) -> Prepared:
         embed_options.hop_seconds = request.options.hop_seconds
     options = RequestOptions.from_proto(embed_options, pca_loaded=engine.pca_loaded)
     return Prepared(
-        request.classifier, classifier, with_trained_defaults(options, classifier), check_top_k(request.top_k)
+        request.classifier,
+        classifier,
+        with_trained_defaults(options, classifier),
+        check_top_k(request.top_k),
+        engine.for_classifier(request.classifier),
     )
 
 
@@ -66,11 +72,12 @@ def classify(
     prepared = prepare(engine, request)
     stats.extra["classifier"] = prepared.name
     check_deadline(context)
+    engine = prepared.engine
     examples = engine.extract(request.audio, prepared.options, stats)
     future = engine.submit(examples.log_mel, context)
     raw, quantized = engine.wait(future, context, stats)
     stats.examples += raw.shape[0]
-    return pb.ClassifyResponse(result=_score(engine, prepared, examples, raw, quantized))
+    return pb.ClassifyResponse(result=_score(prepared, examples, raw, quantized))
 
 
 def classify_batch(
@@ -100,10 +107,9 @@ def classify_batch(
     for item in request.items:
         try:
             prepared = prepare(engine, item)
-            examples = engine.extract(item.audio, prepared.options, stats)
-            pending.append(
-                (prepared, examples, _submit_in_wave(engine, examples.log_mel, context, outstanding))
-            )
+            examples = prepared.engine.extract(item.audio, prepared.options, stats)
+            future = _submit_in_wave(prepared.engine, examples.log_mel, context, outstanding)
+            pending.append((prepared, examples, future))
         except (RequestCancelledError, RequestExpiredError):
             raise
         except Exception as error:
@@ -115,8 +121,8 @@ def classify_batch(
             if isinstance(entry, BaseException):
                 raise entry
             prepared, examples, future = entry
-            raw, quantized = engine.wait(future, context, stats)
-            response.items.add(result=_score(engine, prepared, examples, raw, quantized))
+            raw, quantized = prepared.engine.wait(future, context, stats)
+            response.items.add(result=_score(prepared, examples, raw, quantized))
             stats.examples += raw.shape[0]
         except (RequestCancelledError, RequestExpiredError):
             raise
@@ -129,9 +135,9 @@ def classify_batch(
 
 
 def _score(
-    engine: Engine, prepared: Prepared, examples: Any, raw: np.ndarray, quantized: np.ndarray | None
+    prepared: Prepared, examples: Any, raw: np.ndarray, quantized: np.ndarray | None
 ) -> pb.ClassificationResult:
-    embedded = engine.embedder.make_result(examples, raw, quantized)
+    embedded = prepared.engine.embedder.make_result(examples, raw, quantized)
     result = prepared.classifier.result_from_embeddings(embedded, top_k=prepared.top_k)
     return classification_to_proto(prepared.name, result, embedded)
 

@@ -31,6 +31,7 @@ class ServedClassifier:
     model: str  # "logistic" | "mlp"
     features: str  # "raw" | "quantized"
     pool: str  # "mean" | "max"
+    fine_tuned: bool = False  # runs its own VGGish layers (audioembed train --fine-tune)
 
 
 def served_classifier(message: pb.ClassifierInfo) -> ServedClassifier:
@@ -42,6 +43,7 @@ def served_classifier(message: pb.ClassifierInfo) -> ServedClassifier:
         model=message.model,
         features=message.features,
         pool=message.pool,
+        fine_tuned=message.fine_tuned,
     )
 
 

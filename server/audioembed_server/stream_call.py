@@ -45,6 +45,7 @@ def embed_stream(
     scorer = stream_scorer(engine, stream_config)  # None unless the config names a classifier
     if scorer is not None:
         options = with_trained_defaults(options, scorer.classifier)
+        engine = engine.for_classifier(scorer.name)  # a fine-tuned classifier's own VGGish
     defaults = engine.embedder.options
     hop = options.hop_seconds if options.hop_seconds is not None else defaults.hop_seconds
     short_clip = options.short_clip or defaults.short_clip

@@ -23,6 +23,7 @@ from audioembed import cli
 from audioembed.classifier import Classifier, ClassifierFile, ClassifierHead, HeadConfig, write_classifier
 from audioembed.classifier.file import state_tensors
 from audioembed.errors import ClassifierMismatchError, InvalidOptionError
+from audioembed.vggish import load_vggish
 from tests.server.conftest import READY_TIMEOUT, int16_tone, running_server, wav_bytes
 
 pytestmark = pytest.mark.timeout(180)
@@ -32,7 +33,7 @@ OTHER_SHA256 = "0" * 64  # the sha256 of weights that are not the served ones
 
 
 def _write_head(path: Path, embedder, config: HeadConfig, *, seed: int, multi_label=False, training=None,
-                vggish_sha256=None) -> Path:  # fmt: skip
+                vggish_sha256=None, vggish_tensors=None) -> Path:  # fmt: skip
     """A random (untrained) head for ``embedder``'s weights: scores are arbitrary but deterministic."""
     info = embedder.model_info
     head = ClassifierHead(config, rng=np.random.default_rng(seed))
@@ -45,14 +46,21 @@ def _write_head(path: Path, embedder, config: HeadConfig, *, seed: int, multi_la
         vggish_synthetic=info.synthetic,
         pca_sha256=info.pca_sha256,
         training=training or {"seed": seed},
+        vggish_tensors=vggish_tensors or {},
     )
     return write_classifier(path, contents)
 
 
 @pytest.fixture(scope="module")
-def heads(tmp_path_factory, embedder) -> dict[str, Path]:
+def heads(tmp_path_factory, embedder, synthetic_weights) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("heads")
+    # A "fine-tuned" classifier: its file carries a VGGish layer that differs from the served weights'.
+    fc2_bias = load_vggish(synthetic_weights).state_dict()["fc2.bias"]
+    tuned = {"fc2.bias": (np.asarray(fc2_bias) + 0.5).astype(np.float32)}
     return {
+        "tuned": _write_head(
+            root / "tuned.safetensors", embedder, HeadConfig(4), seed=5, vggish_tensors=tuned
+        ),
         "sounds": _write_head(
             root / "mlp.safetensors", embedder, HeadConfig(4, model="mlp", hidden=16), seed=1
         ),
@@ -115,6 +123,20 @@ def test_served_classify_equals_in_process_classify(cclient, heads, embedder, tm
     assert served.window_scores.shape == (3, 4) and len(served.top_k) == 2
     if name == "sounds":  # softmax rows sum to 1; the multi-label head's sigmoids need not
         np.testing.assert_allclose(served.window_scores.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_a_fine_tuned_classifier_runs_its_own_vggish_layers(cclient, heads, embedder):
+    clip = wav_bytes(2.4, seed=67)
+    clf = _in_process(heads, embedder, "tuned")
+    assert clf.fine_tuned and clf.embedder is not embedder
+    served = cclient.classify(clip, "tuned", top_k=4)
+    assert_same_classification(served, clf.classify(clip, top_k=4))
+    on_served_weights = clf.window_scores(embedder.embed(clip).embeddings)
+    assert np.abs(served.window_scores - on_served_weights).max() > 1e-3  # not the shared model's windows
+    batch = cclient.classify_batch([clip, clip], "tuned", top_k=4)  # its own batcher, in a batch call too
+    assert_same_classification(batch[1], served)
+    parts = list(cclient.classify_stream([clip], "tuned", top_k=4))
+    np.testing.assert_allclose(parts[-1].clip_scores, served.clip_scores, rtol=0, atol=1e-5)
 
 
 def test_classify_pcm_and_the_trained_hop_unless_the_request_sets_one(cclient, heads, embedder):
@@ -192,7 +214,8 @@ def test_stream_without_classifier_has_no_scores_and_a_file_stream_classifies(
 
 def test_model_info_lists_the_classifiers(cclient, embedder):
     info = cclient.model_info()
-    assert [c.name for c in info.classifiers] == ["hop48", "sounds", "sounds_q"]
+    assert [c.name for c in info.classifiers] == ["hop48", "sounds", "sounds_q", "tuned"]
+    assert [c.fine_tuned for c in info.classifiers] == [False, False, False, True]
     by_name = {c.name: c for c in info.classifiers}
     assert by_name["sounds"].labels == LABELS and by_name["hop48"].labels == LABELS[:3]
     assert by_name["sounds_q"].multi_label and not by_name["sounds"].multi_label

@@ -231,7 +231,7 @@ class ModelInfo(_message.Message):
     def __init__(self, sample_rate: _Optional[int] = ..., window_seconds: _Optional[float] = ..., hop_seconds: _Optional[float] = ..., dimension: _Optional[int] = ..., pca_loaded: _Optional[bool] = ..., weights: _Optional[_Union[WeightsProvenance, _Mapping]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., version: _Optional[str] = ..., classifiers: _Optional[_Iterable[_Union[ClassifierInfo, _Mapping]]] = ...) -> None: ...
 
 class ClassifierInfo(_message.Message):
-    __slots__ = ("name", "labels", "multi_label", "vggish_sha256", "model", "features", "pool")
+    __slots__ = ("name", "labels", "multi_label", "vggish_sha256", "model", "features", "pool", "fine_tuned")
     NAME_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     MULTI_LABEL_FIELD_NUMBER: _ClassVar[int]
@@ -239,6 +239,7 @@ class ClassifierInfo(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
     POOL_FIELD_NUMBER: _ClassVar[int]
+    FINE_TUNED_FIELD_NUMBER: _ClassVar[int]
     name: str
     labels: _containers.RepeatedScalarFieldContainer[str]
     multi_label: bool
@@ -246,7 +247,8 @@ class ClassifierInfo(_message.Message):
     model: str
     features: str
     pool: str
-    def __init__(self, name: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., multi_label: _Optional[bool] = ..., vggish_sha256: _Optional[str] = ..., model: _Optional[str] = ..., features: _Optional[str] = ..., pool: _Optional[str] = ...) -> None: ...
+    fine_tuned: bool
+    def __init__(self, name: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., multi_label: _Optional[bool] = ..., vggish_sha256: _Optional[str] = ..., model: _Optional[str] = ..., features: _Optional[str] = ..., pool: _Optional[str] = ..., fine_tuned: _Optional[bool] = ...) -> None: ...
 
 class ClassifyOptions(_message.Message):
     __slots__ = ("hop_seconds", "short_clip")

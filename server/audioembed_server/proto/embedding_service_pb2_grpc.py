@@ -101,8 +101,9 @@ class EmbeddingServiceServicer:
 
     def Classify(self, request, context):
         """One clip in, a served classifier's scores out: per window and for the clip, with the top-k labels.
-        The embeddings are computed in the same model batches as Embed traffic. An unknown classifier name
-        is INVALID_ARGUMENT, and the message lists the served ones.
+        The embeddings are computed in the same model batches as Embed traffic (a fine-tuned classifier's,
+        with its own VGGish layers, in batches of its own). An unknown classifier name is INVALID_ARGUMENT,
+        and the message lists the served ones.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
