@@ -5,16 +5,14 @@ failures in one clause. Errors caused by bad *input* also derive from the matchi
 (``ValueError``, ``FileNotFoundError``), so code written against plain Python keeps working. The gRPC
 layer maps these classes to status codes in one place; keep that mapping in mind when adding a class:
 
-=========================  ===============
-
+=========================  ======================
 class                      gRPC status
-=========================  ===============
-
+=========================  ======================
 InvalidInputError (+subs)  INVALID_ARGUMENT
 WeightsError (+subs)       FAILED_PRECONDITION / UNAVAILABLE at start-up
+ClassifierError (+subs)    FAILED_PRECONDITION (a classifier that does not fit the served weights)
 anything else              INTERNAL (a bug)
-=========================  ===============
-
+=========================  ======================
 
 Messages quote the offending value (``f"... got {value!r}"``) and, where there is one, the fix.
 """

@@ -7,7 +7,6 @@ batches filled across inputs, decoding overlapped with inference, results in inp
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import os
 import threading
@@ -225,7 +224,10 @@ class Embedder:
         _, unexpected = model.load_state_dict(state, strict=False)
         if unexpected:
             raise InvalidOptionError(f"not VGGish parameters: {sorted(unexpected)}")
-        clone = copy.copy(self)
+        # Built field by field rather than copied: a copy would also take instance attributes (e.g. a
+        # patched bound method) that still point at this Embedder's model.
+        clone = object.__new__(Embedder)
+        clone.options, clone.batch_size, clone.prefetch = self.options, self.batch_size, self.prefetch
         clone._bundle = dataclasses.replace(self._bundle, model=model)
         clone._model_lock = threading.Lock()
         return clone

@@ -219,11 +219,12 @@ def create_model(
     config = {**entry.default_config, **kwargs}
     _check_options(entry, config)
     if entry.loads_own_weights:
-        return entry.builder(weights=None if weights is None else Path(weights), **config)
-    model = entry.builder(**config)
+        model = entry.builder(weights=None if weights is None else Path(weights), **config)
+    else:
+        model = entry.builder(**config)
     if not isinstance(model, Module):
         raise ModelRegistryError(f"the builder of {name!r} ({entry.origin}) returned {type(model).__name__}")
-    if weights is not None:
+    if weights is not None and not entry.loads_own_weights:
         from audioembed.nn.serialization import load_state_file
 
         state, _ = load_state_file(weights)
@@ -236,7 +237,7 @@ def _check_options(entry: ModelEntry, config: Mapping[str, Any]) -> None:
     parameters = {k: p for k, p in inspect.signature(entry.builder).parameters.items() if k != "weights"}
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return
-    unknown = sorted(k for k in config if k not in parameters or k == "weights")
+    unknown = sorted(k for k in config if k not in parameters)
     if unknown:
         raise InvalidOptionError(
             f"model {entry.name!r} does not take option(s) {unknown}; its options: {sorted(parameters)}"

@@ -17,7 +17,7 @@ import numpy as np
 
 from audioembed.errors import InvalidInputError
 from audioembed.nn import functional_norm as fn
-from audioembed.nn import training_functions as tf
+from audioembed.nn import training_functions
 from audioembed.nn.autograd import Tensor
 from audioembed.nn.functional_dropout import check_probability
 
@@ -70,7 +70,7 @@ def dropout(
     x = _floating(x, "dropout input")
     if not training or p == 0.0:
         return x  # the identity: nothing to draw, nothing to record
-    return tf.DropoutFunction.apply(x, p, rng or _DEFAULT_RNG)
+    return training_functions.DropoutFunction.apply(x, p, rng or _DEFAULT_RNG)
 
 
 def batch_norm(
@@ -89,7 +89,7 @@ def batch_norm(
     place with ``momentum`` and the unbiased batch variance; otherwise the running statistics normalise.
     """
     fn.check_eps_momentum(eps, momentum)
-    return tf.BatchNormFunction.apply(
+    return training_functions.BatchNormFunction.apply(
         _floating(x, "batch_norm input"),
         _array(weight, "weight"),
         _array(bias, "bias"),
@@ -111,7 +111,7 @@ def layer_norm(
     """Layer norm of ``x`` [..., *normalized_shape] over its trailing ``normalized_shape`` axes."""
     fn.check_eps_momentum(eps, None)
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-    return tf.LayerNormFunction.apply(
+    return training_functions.LayerNormFunction.apply(
         _floating(x, "layer_norm input"), _array(weight, "weight"), _array(bias, "bias"), shape, eps
     )
 
@@ -128,7 +128,7 @@ def instance_norm(
 ) -> np.ndarray:
     """Instance norm of NHWC ``x`` per example and channel over height and width."""
     fn.check_eps_momentum(eps, momentum)
-    return tf.InstanceNormFunction.apply(
+    return training_functions.InstanceNormFunction.apply(
         _floating(x, "instance_norm input"),
         _array(weight, "weight"),
         _array(bias, "bias"),
@@ -156,7 +156,7 @@ def cross_entropy(
     Returns (ndarray inputs) a ``float`` for 'mean' / 'sum', an ndarray [...] for 'none'; a Tensor when
     a Tensor is involved.
     """
-    value = tf.CrossEntropyFunction.apply(
+    value = training_functions.CrossEntropyFunction.apply(
         _array(logits, "logits"),
         _array(target, "target"),
         _constant(weight, "weight"),
@@ -178,7 +178,7 @@ def binary_cross_entropy_with_logits(
     Returns (ndarray inputs) a ``float`` for 'mean' / 'sum', an ndarray of the logits' shape for 'none';
     a Tensor when a Tensor is involved.
     """
-    value = tf.BCEWithLogitsFunction.apply(
+    value = training_functions.BCEWithLogitsFunction.apply(
         _array(logits, "logits"),
         _array(target, "target"),
         _constant(weight, "weight"),
@@ -190,5 +190,5 @@ def binary_cross_entropy_with_logits(
 
 def mse_loss(input: np.ndarray, target: np.ndarray, reduction: str = "mean") -> float | np.ndarray:
     """Mean (or summed, or element-wise) squared error; ``target`` must have ``input``'s shape."""
-    value = tf.MSEFunction.apply(_array(input, "input"), _array(target, "target"), reduction)
+    value = training_functions.MSEFunction.apply(_array(input, "input"), _array(target, "target"), reduction)
     return _loss_value(value, reduction)

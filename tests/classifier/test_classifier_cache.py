@@ -13,16 +13,17 @@ from audioembed.classifier.cache import EmbeddingCache, options_key
 
 @pytest.fixture
 def counting(embedder, monkeypatch):
-    """The shared Embedder, counting the inputs its ``embed_many`` is asked to embed."""
+    """The shared Embedder, counting the inputs ``embed_many`` is asked to embed (patched on the class,
+    so nothing is left on the shared instance afterwards)."""
     calls = []
-    original = embedder.embed_many
+    original = Embedder.embed_many
 
-    def embed_many(sources, **kwargs):
+    def embed_many(self, sources, **kwargs):
         sources = list(sources)
         calls.extend(sources)
-        return original(sources, **kwargs)
+        return original(self, sources, **kwargs)
 
-    monkeypatch.setattr(embedder, "embed_many", embed_many)
+    monkeypatch.setattr(Embedder, "embed_many", embed_many)
     return embedder, calls
 
 
@@ -38,10 +39,10 @@ def test_second_run_reads_the_cache_and_never_calls_the_model(files, tmp_path, c
     first, stats = EmbeddingCache(tmp_path / "cache", embedder).embed_files(files)
     assert (stats.hits, stats.embedded, len(calls)) == (0, 4, 4)
 
-    def refuse(*args, **kwargs):
+    def refuse(self, *args, **kwargs):
         raise AssertionError("the model ran although every embedding is cached")
 
-    monkeypatch.setattr(embedder, "run_model", refuse)  # the layer below, however it would be reached
+    monkeypatch.setattr(Embedder, "run_model", refuse)  # the layer below, however it would be reached
     second, stats = EmbeddingCache(tmp_path / "cache", embedder).embed_files(files)
     assert (stats.hits, stats.embedded, len(calls)) == (4, 0, 4)
     for a, b in zip(first, second, strict=True):

@@ -138,3 +138,13 @@ def test_functions_are_stable_and_match_numpy_on_arrays() -> None:
     assert isinstance(functional.exp(x), np.ndarray) and isinstance(functional.relu(x), np.ndarray)
     np.testing.assert_allclose(functional.exp(x), np.exp(x))
     assert functional.relu(Tensor(np.float32([-1, 2]))).dtype == np.float32
+
+
+def test_power_takes_a_scalar_exponent_only() -> None:
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    with pytest.raises(TypeError, match=r"takes a scalar exponent, got Tensor"):
+        _ = x ** Tensor(np.array(2.0))
+    with pytest.raises(TypeError, match=r"takes a scalar exponent, got bool True"):
+        _ = x**True
+    (x**2).sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 4.0])

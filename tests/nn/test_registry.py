@@ -159,3 +159,7 @@ def test_a_builder_must_return_a_module() -> None:
     reg.register_model("test_broken")(lambda: "not a module")
     with pytest.raises(ModelRegistryError, match="returned str"):
         reg.create_model("test_broken")
+    reg.unregister_model("test_broken")
+    reg.register_model("test_broken")(lambda weights=None: None)  # a builder that loads its own files too
+    with pytest.raises(ModelRegistryError, match="returned NoneType"):
+        reg.create_model("test_broken")

@@ -333,3 +333,10 @@ def test_client_command_classifies_files(classifying, heads, embedder, tmp_path,
     assert "unknown classifier 'nope'" in json.loads(capsys.readouterr().out)["error"]
     with pytest.raises(InvalidOptionError, match="with --classify the results are the JSON lines"):
         _client(classifying[1], str(good), "--classify", "sounds", "-o", str(tmp_path / "out"))
+
+
+def test_classifier_errors_map_to_failed_precondition():
+    from audioembed_server.status import status_for
+
+    mapped = status_for(ClassifierMismatchError("trained on other weights"))
+    assert (mapped.code, mapped.message) == (grpc.StatusCode.FAILED_PRECONDITION, "trained on other weights")

@@ -22,19 +22,19 @@ def test_sgd_steps_reduce_the_loss(synthetic_weights, train) -> None:
         for name in ("conv1", "conv2", "conv3_1", "conv3_2", "conv4_1", "conv4_2"):
             getattr(model, name).requires_grad_(False)
     params = [p for m in (model, head) for p in m.parameters() if p.requires_grad]
+    optimizer = nn.optim.SGD([*model.parameters(), *head.parameters()], lr=1e-4)
     x, y = batch()
     losses = []
     for _ in range(3):
         logits = head(model(nn.Tensor(x)).relu())
         loss = -nn.functional.log_softmax(logits)[range(len(y)), y].mean()
+        optimizer.zero_grad()
         loss.backward()
+        optimizer.step()
         losses.append(loss.item())
-        for p in params:
-            p.data = p.data - 1e-4 * p.grad
-        model.zero_grad()
-        head.zero_grad()
     assert losses[2] < losses[1] < losses[0], losses
-    assert all(p.grad is None for p in params)
+    assert all(p.grad is not None for p in params)
+    optimizer.zero_grad()
     # Inference afterwards sees the trained weights (the fused plans are rebuilt, not stale).
     embeddings = model(x)
     assert type(embeddings) is np.ndarray

@@ -82,8 +82,9 @@ def test_every_gradient_matches_pytorch_in_float64(reference) -> None:
 
 @pytest.mark.slow
 def test_the_float32_engine_gradients_stay_close_to_pytorch(reference) -> None:
-    # float32 with Winograd convolutions forward and backward: float32 rounding, not 1e-5.
-    run_against_reference(reference, np.float32, 2e-3)
+    # The float32 training engine (Winograd forward, input and weight gradients, two workers) measured
+    # 4e-6 at worst against torch's float64; 2e-5 leaves room for another BLAS or worker count.
+    run_against_reference(reference, np.float32, 2e-5)
 
 
 @pytest.fixture(scope="module")
