@@ -168,9 +168,9 @@ def run(args: argparse.Namespace) -> int:
 
         vggish_state: dict = {}
         if args.fine_tune:
-            # main's resolve_weights takes the downloader itself (None: never download).
-            download = weights_install.download_official if args.download else None
-            weights = resolve_weights(args.weights, download=download)
+            weights = resolve_weights(
+                args.weights, download=weights_install.download_official if args.download else None
+            )
             outcome, vggish_state = fine_tune(
                 train_clips,
                 val_clips,
