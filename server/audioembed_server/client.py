@@ -21,6 +21,7 @@ import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from audioembed.errors import AudioEmbedError, InvalidOptionError
+from audioembed_server.classify_client import ClassifyCalls, ServedClassifier, served_classifier
 from audioembed_server.convert import (
     OUTPUT_ENUMS,
     PCM_ENUMS,
@@ -61,6 +62,7 @@ class ServiceInfo:
     synthetic: bool
     limits: dict[str, float]
     version: str
+    classifiers: tuple[ServedClassifier, ...] = ()  # what `classify` can use, sorted by name
 
 
 AudioItem = Any  # path | bytes | np.ndarray (with a sample rate) | (np.ndarray, sample_rate)
@@ -131,7 +133,7 @@ def to_result(message: pb.EmbeddingResult) -> Any:
     )
 
 
-class EmbeddingClient:
+class EmbeddingClient(ClassifyCalls):
     """A client of ``audioembed.v1.EmbeddingService``.
 
     Parameters
@@ -300,33 +302,10 @@ class EmbeddingClient:
         ``duration_seconds`` and ``short_clip`` describe the whole stream. Streams are not retried.
         """
         options = _options(output, hop_seconds, short_clip)
-        chunk_iter = iter(chunks)
-        if sample_rate is None:
-            config = pb.StreamConfig(encoded=True, options=options)
-            payloads: Iterator[bytes] = (bytes(c) for c in chunk_iter)
-        else:
-            first = next(chunk_iter, None)
-            if encoding is None:
-                if not isinstance(first, np.ndarray):
-                    raise InvalidOptionError("PCM byte chunks need encoding='s16le' or 'f32le'")
-                encoding = _pcm_bytes(first)[1]
-            if encoding not in PCM_ENUMS:
-                raise InvalidOptionError(f"encoding must be 's16le' or 'f32le', got {encoding!r}")
-            fmt = pb.PcmFormat(
-                encoding=PCM_ENUMS[encoding], sample_rate=int(sample_rate), channels=int(channels)
-            )
-            config = pb.StreamConfig(pcm=fmt, options=options)
-            rest = chunk_iter if first is None else itertools.chain([first], chunk_iter)
-            payloads = (_stream_pcm(c, encoding) for c in rest)
-
-        def requests() -> Iterator[pb.EmbedStreamRequest]:
-            yield pb.EmbedStreamRequest(config=config)
-            for payload in payloads:
-                yield pb.EmbedStreamRequest(chunk=payload)
-
-        responses = self._stub.EmbedStream(
-            requests(), timeout=timeout or self.timeout, metadata=self._metadata
+        requests = stream_requests(
+            chunks, options, sample_rate=sample_rate, channels=channels, encoding=encoding
         )
+        responses = self._stub.EmbedStream(requests, timeout=timeout or self.timeout, metadata=self._metadata)
         try:
             for response in responses:
                 yield to_result(response.result)
@@ -359,6 +338,7 @@ class EmbeddingClient:
             synthetic=info.weights.synthetic,
             limits=limits,
             version=info.version,
+            classifiers=tuple(served_classifier(c) for c in info.classifiers),
         )
 
     def health(self, service: str = SERVICE_NAME, *, timeout: float = 5.0) -> str:
@@ -373,6 +353,44 @@ def _service_error(error: grpc.RpcError) -> ServiceError:
     if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details:
         details += " (a gRPC message size limit; send long audio with embed_stream / EmbedStream)"
     return ServiceError(error.code(), details)
+
+
+def stream_requests(
+    chunks: Iterable[bytes | np.ndarray],
+    options: pb.EmbedOptions,
+    *,
+    sample_rate: int | None,
+    channels: int = 1,
+    encoding: str | None = None,
+    classifier: str = "",
+    top_k: int = 0,
+) -> Iterator[pb.EmbedStreamRequest]:
+    """The messages of one ``EmbedStream`` call: the config (format, options, classifier), then the chunks."""
+    chunk_iter = iter(chunks)
+    if sample_rate is None:
+        config = pb.StreamConfig(encoded=True, options=options)
+        payloads: Iterator[bytes] = (bytes(c) for c in chunk_iter)
+    else:
+        first = next(chunk_iter, None)
+        if encoding is None:
+            if not isinstance(first, np.ndarray):
+                raise InvalidOptionError("PCM byte chunks need encoding='s16le' or 'f32le'")
+            encoding = _pcm_bytes(first)[1]
+        if encoding not in PCM_ENUMS:
+            raise InvalidOptionError(f"encoding must be 's16le' or 'f32le', got {encoding!r}")
+        fmt = pb.PcmFormat(encoding=PCM_ENUMS[encoding], sample_rate=int(sample_rate), channels=int(channels))
+        config = pb.StreamConfig(pcm=fmt, options=options)
+        rest = chunk_iter if first is None else itertools.chain([first], chunk_iter)
+        payloads = (_stream_pcm(c, encoding) for c in rest)
+    config.classifier = classifier
+    config.top_k = top_k
+
+    def requests() -> Iterator[pb.EmbedStreamRequest]:
+        yield pb.EmbedStreamRequest(config=config)
+        for payload in payloads:
+            yield pb.EmbedStreamRequest(chunk=payload)
+
+    return requests()
 
 
 def _stream_pcm(chunk: bytes | np.ndarray, encoding: str) -> bytes:
