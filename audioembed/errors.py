@@ -65,3 +65,7 @@ class WeightsDownloadError(WeightsError):
 
 class WeightsVerificationError(WeightsError):
     """Freshly converted weights did not reproduce the reference smoke-test statistics."""
+
+
+class MissingDependencyError(AudioEmbedError, ImportError):
+    """An optional feature needs a package that is not installed; the message names the extra to install."""
