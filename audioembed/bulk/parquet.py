@@ -114,9 +114,11 @@ class ParquetDirectoryWriter:
         differing = [key for key in keys if stored.get(key) != self.metadata[key]]
         if differing:
             raise InvalidOptionError(
-                f"{str(part)!r} was made with other {', '.join(differing)} "
-                f"({', '.join(f'{k}={stored.get(k)!r}' for k in differing)}); resuming would mix them: "
-                "pass --overwrite or another output directory"
+                f"{str(part)!r} was made with "
+                + ", ".join(f"{key}={stored.get(key)!r}" for key in differing)
+                + ", this run has "
+                + ", ".join(f"{key}={self.metadata[key]!r}" for key in differing)
+                + ": resuming would mix them; pass --overwrite or another output directory"
             )
         return names
 

@@ -78,7 +78,9 @@ def embed_dataset(
         As for :class:`~audioembed.pipeline.Embedder` (resolved on the driver); or a :class:`ModelSpec`
         from :func:`model_spec` as ``weights``, with no ``options``.
     actors : int, optional
-        Actors in the pool; default: the cluster's CPUs divided by ``cpus_per_actor``.
+        Actors in the pool; default: the cluster's CPUs divided by ``cpus_per_actor``, less one actor so
+        that upstream read tasks (``read_binary_files``) always find a CPU: actors hold theirs for the whole
+        run, and reads starved of CPUs stall the pipeline.
     cpus_per_actor : float
         CPUs Ray reserves for each actor.
     inputs_per_call : int
@@ -132,7 +134,7 @@ def embed_dataset(
     if not ray.is_initialized():
         ray.init()
     if actors is None:
-        actors = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_actor))
+        actors = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_actor) - 1)
     shipped = ship_weights(spec) if weights_via == "object-store" else None
     return dataset.map_batches(
         EmbedActor,

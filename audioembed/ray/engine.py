@@ -70,6 +70,8 @@ def run_ray_bulk(
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # not one line per dataset start and end
     try:
         dataset = ray.data.from_arrow(_unit_tables(split_units(todo, unit_files)))
+        if actors is None:  # the blocks are in memory already: no read task needs a CPU, so use them all
+            actors = max(1, int(ray.cluster_resources().get("CPU", 1)))
         out = embed_dataset(dataset, spec, actors=actors, inputs_per_call=unit_files, weights_via=weights_via)
         results = _rows(out, {str(file.relative_name): file for file in todo}, spec, pca_loaded)
         return record_results(
