@@ -47,14 +47,17 @@ def test_actors_run_on_both_nodes(cluster, corpus, synthetic_weights):
     import ray
 
     ray.init(address=cluster.address, logging_level=logging.WARNING)
+    context = ray.data.DataContext.get_current()
+    saved_wait = context.wait_for_min_actors_s
     try:
         node_ids = {node["NodeID"] for node in ray.nodes() if node["Alive"]}
         assert len(node_ids) == 2
         # Both actors must be up before work is handed out, or the first one could take it all.
-        ray.data.DataContext.get_current().wait_for_min_actors_s = 120
+        context.wait_for_min_actors_s = 120
         paths = ray.data.from_items([{"path": str(corpus / name)} for name, *_ in CLIPS])
         rows = embed_dataset(paths, synthetic_weights, actors=2, inputs_per_call=1).take_all()
     finally:
+        context.wait_for_min_actors_s = saved_wait
         ray.shutdown()
     assert {row["node_id"] for row in rows} == node_ids  # both actors got work, one per node
     embedder = Embedder(synthetic_weights)

@@ -106,6 +106,20 @@ def embed_actors(ray) -> dict[str, dict]:
     }
 
 
+def command_provenance(weights) -> dict[str, str]:
+    """What ``audioembed embed`` stores with default options, so its outputs and resume accept ours."""
+    info = Embedder(weights).model_info
+    return {
+        "weights_sha256": info.weights_sha256,
+        "weights_source": info.weights_source,
+        "synthetic": "true",
+        "option_kind": "both",
+        "option_hop_seconds": "0.96",
+        "option_short_clip": "pad",
+        "option_resampler": "reference",
+    }
+
+
 class Interrupting:
     """A writer that runs ``action`` once, after its ``after``-th write (a kill, or a Ctrl-C)."""
 
@@ -144,7 +158,14 @@ def test_actors_killed_mid_run_are_restarted_and_every_input_is_written_once(
             killed[actor_id] = actor["Pid"]
 
     writer = Interrupting(
-        open_writer(str(tmp_path / "r.parquet"), overwrite=False, needs_quantized=True), 1, kill_every_actor
+        open_writer(
+            str(tmp_path / "r.parquet"),
+            overwrite=False,
+            needs_quantized=True,
+            provenance=command_provenance(synthetic_weights),
+        ),
+        1,
+        kill_every_actor,
     )
     summary = run_ray_bulk(files, writer, spec, pca_loaded=True, actors=2, unit_files=1)
     assert killed, "no EmbedActor process was found to kill"
@@ -178,22 +199,16 @@ def test_an_interrupted_run_resumes_without_redoing_finished_inputs(
         "2",
     ]
     files = expand_inputs([str(corpus)])
-    info = Embedder(synthetic_weights).model_info
-    provenance = {  # what the embed command stores, so its resume accepts these outputs
-        "weights_sha256": info.weights_sha256,
-        "weights_source": info.weights_source,
-        "synthetic": "true",
-        "option_kind": "both",
-        "option_hop_seconds": "0.96",
-        "option_short_clip": "pad",
-        "option_resampler": "reference",
-    }
 
     def ctrl_c():
         raise KeyboardInterrupt
 
     writer = Interrupting(
-        open_writer(str(out), overwrite=False, needs_quantized=True, provenance=provenance), 3, ctrl_c
+        open_writer(
+            str(out), overwrite=False, needs_quantized=True, provenance=command_provenance(synthetic_weights)
+        ),
+        3,
+        ctrl_c,
     )
     with pytest.raises(KeyboardInterrupt):
         run_ray_bulk(files, writer, model_spec(synthetic_weights), pca_loaded=True, actors=2, unit_files=2)
