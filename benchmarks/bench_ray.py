@@ -3,9 +3,11 @@
 The corpus is ``bench_embed_cli.py``'s: 100 generated clips of mixed rates, channels, containers and lengths.
 Each round runs, back to back in this process (medians over rounds, because the machine is noisy):
 
-1. the local engine: ``Embedder`` construction + ``run_bulk`` into a fresh ``.npz`` directory;
-2. the Ray engine with 1 and with 2 actors: ``run_ray_bulk`` on an already running ``ray.init(num_cpus=2)``
-   cluster (a cluster outlives jobs; its start is reported once), actor start-up included.
+1. ``audioembed embed DIR -o OUT`` (the local engine), in a fresh process;
+2. ``audioembed embed DIR -o OUT --engine ray --ray-address ADDR --actors 1`` and ``--actors 2``, in fresh
+   processes joining a ``ray.init(num_cpus=2)`` cluster this script keeps running (a cluster outlives jobs;
+   its start is reported once); the actors' start-up is included.
+The order of the three alternates between rounds.
 
 Then the per-row overhead of the Ray path: the same dataset layout through an actor that returns
 precomputed results of the real size (no model), so what is timed is Ray's data plane (blocks, object
@@ -20,7 +22,9 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,11 +37,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from bench_embed_cli import make_clips  # noqa: E402
 
-from audioembed import Embedder, cli  # noqa: E402
+from audioembed import cli  # noqa: E402
 from audioembed.bulk.inputs import InputFile, expand_inputs  # noqa: E402
-from audioembed.bulk.outputs import NpzDirectoryWriter  # noqa: E402
-from audioembed.bulk.runner import UNIT_FILES, run_bulk, split_units  # noqa: E402
-from audioembed.ray import model_spec, run_ray_bulk  # noqa: E402
+from audioembed.bulk.runner import UNIT_FILES, split_units  # noqa: E402
+from audioembed.ray import model_spec  # noqa: E402
 from audioembed.ray.engine import _rows, _unit_tables  # noqa: E402
 
 CORPUS_HOURS = 5800.0  # AudioSet-sized
@@ -77,26 +80,22 @@ class FixedResults:
         return out
 
 
-def time_local(files, weights: Path, out: Path) -> float:
+def time_command(clips: Path, out: Path, weights: Path, *engine: str) -> float:
+    """Wall time of one ``audioembed embed`` in a fresh process (start-up and model loading included)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "server")])}
+    command = [sys.executable, "-m", "audioembed.cli", "embed", str(clips), "-o", str(out)]
+    command += ["--weights", str(weights), "--overwrite", "--quiet", *engine]
     started = time.perf_counter()
-    embedder = Embedder(weights)
-    run_bulk(files, NpzDirectoryWriter(out, overwrite=True), embedder, quiet=True)
-    return time.perf_counter() - started
-
-
-def time_ray(files, spec, out: Path, actors: int) -> float:
-    started = time.perf_counter()
-    run_ray_bulk(
-        files, NpzDirectoryWriter(out, overwrite=True), spec, pca_loaded=True, actors=actors, quiet=True
-    )
+    subprocess.run(command, check=True, env=env, stderr=subprocess.DEVNULL)
     return time.perf_counter() - started
 
 
 def time_overhead(ray, spec, rows: int, examples: int) -> float:
-    """Seconds per row of the Ray path without the model (median of 3)."""
-    files = [InputFile(Path(f"/nowhere/{i}.wav"), PurePosixPath(f"{i}")) for i in range(rows)]
-    times = []
-    for _ in range(3):
+    """Seconds per row of the Ray path without the model: (time of 2·rows - time of rows) / rows, so the
+    pool's start-up cancels out; median of 3."""
+
+    def run(count: int) -> float:
+        files = [InputFile(Path(f"/nowhere/{i}.wav"), PurePosixPath(f"{i}")) for i in range(count)]
         dataset = ray.data.from_arrow(_unit_tables(split_units(files, UNIT_FILES)))
         out = dataset.map_batches(
             FixedResults,
@@ -107,9 +106,11 @@ def time_overhead(ray, spec, rows: int, examples: int) -> float:
             fn_constructor_kwargs={"examples": examples},
         )
         started = time.perf_counter()
-        count = sum(1 for _ in _rows(out, {str(f.relative_name): f for f in files}, spec, True))
-        times.append((time.perf_counter() - started) / count)
-    return statistics.median(times)
+        for _ in _rows(out, {str(f.relative_name): f for f in files}, spec, True):
+            pass
+        return time.perf_counter() - started
+
+    return statistics.median((run(2 * rows) - run(rows)) / rows for _ in range(3))
 
 
 def main() -> None:
@@ -134,13 +135,20 @@ def main() -> None:
         ray_start = time.perf_counter() - started
         ray.data.DataContext.get_current().enable_progress_bars = False
         logging.getLogger("ray.data").setLevel(logging.WARNING)
-        rounds: dict[str, list[float]] = {"local": [], "ray x1": [], "ray x2": []}
+        address = ray.get_runtime_context().gcs_address  # each command joins this running cluster
+        engines = {
+            "local": (),
+            "ray x1": ("--engine", "ray", "--ray-address", address, "--actors", "1"),
+            "ray x2": ("--engine", "ray", "--ray-address", address, "--actors", "2"),
+        }
+        rounds: dict[str, list[float]] = {name: [] for name in engines}
         for round_index in range(args.rounds):
-            rounds["local"].append(time_local(files, weights, temp_dir / "local"))
-            rounds["ray x1"].append(time_ray(files, spec, temp_dir / "ray1", 1))
-            rounds["ray x2"].append(time_ray(files, spec, temp_dir / "ray2", 2))
+            order = list(engines) if round_index % 2 == 0 else list(reversed(engines))
+            for name in order:
+                out = temp_dir / name.replace(" ", "")
+                rounds[name].append(time_command(clips, out, weights, *engines[name]))
             print(f"round {round_index}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in rounds.items()))
-        total_examples = sum(int(np.load(p)["timestamps"].size) for p in (temp_dir / "ray2").glob("*.npz"))
+        total_examples = sum(int(np.load(p)["timestamps"].size) for p in (temp_dir / "rayx2").glob("*.npz"))
         mean_examples = max(1, round(total_examples / len(files)))
         overhead = time_overhead(ray, spec, args.overhead_rows, round(CLIP_SECONDS / 0.96))
         ray.shutdown()

@@ -30,14 +30,23 @@ def cluster():
     nodes.shutdown()
 
 
-def test_cli_joins_the_cluster_by_address_and_matches_the_local_engine(
+def test_cli_joins_the_cluster_by_address_ships_the_weights_and_matches_the_local_engine(
     cluster, corpus, tmp_path, synthetic_weights
 ):
     import ray
 
     common = [str(corpus), "--weights", str(synthetic_weights), "--unit-files", "2", "-q"]
     assert embed(*common, "-o", str(tmp_path / "local")) == 1  # the broken file
-    remote = ["--engine", "ray", "--ray-address", cluster.address, "--actors", "2"]
+    remote = [
+        "--engine",
+        "ray",
+        "--ray-address",
+        cluster.address,
+        "--actors",
+        "2",
+        "--ray-weights",
+        "object-store",
+    ]
     assert embed(*common, "-o", str(tmp_path / "ray"), *remote) == 1
     assert not ray.is_initialized()  # the run disconnected from the cluster it joined
     assert_same_npz_trees(tmp_path / "local", tmp_path / "ray")

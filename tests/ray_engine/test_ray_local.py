@@ -39,13 +39,11 @@ def test_npz_outputs_are_bit_for_bit_the_local_engines(
     assert report.count(f"failed: {corpus / BROKEN}") == 2  # the error row was reported by both engines
 
 
-def test_jsonl_and_tfrecord_are_byte_for_byte_with_weights_from_the_object_store(
+def test_jsonl_and_tfrecord_are_byte_for_byte_the_local_engines(
     local_ray, corpus, tmp_path, synthetic_weights
 ):
     for suffix in (".jsonl", ".tfrecord"):
-        local, remote = both_engines(
-            corpus, tmp_path, suffix, synthetic_weights, "--ray-weights", "object-store"
-        )
+        local, remote = both_engines(corpus, tmp_path, suffix, synthetic_weights)
         assert local.read_bytes() == remote.read_bytes() and local.stat().st_size > 0
 
 
@@ -76,6 +74,19 @@ def test_api_on_bytes_gives_error_rows_and_the_embedders_bits(local_ray, corpus,
         np.testing.assert_array_equal(row["timestamps"], expected.timestamps)
         assert row["num_examples"] == expected.num_examples and row["sample_rate"] == expected.sample_rate
         assert row["node_id"] == local_ray.get_runtime_context().get_node_id()
+
+
+def test_weights_via_the_object_store_need_no_file_on_the_nodes(
+    local_ray, corpus, tmp_path, synthetic_weights
+):
+    copy = tmp_path / "shipped.safetensors"
+    copy.write_bytes(synthetic_weights.read_bytes())
+    paths = local_ray.data.from_items([{"path": str(corpus / name)} for name, *_ in CLIPS[:3]])
+    out = embed_dataset(paths, copy, weights_via="object-store", actors=1, inputs_per_call=1)
+    copy.unlink()  # the driver has put the bytes into the object store; actors start only now
+    embedder = Embedder(synthetic_weights)
+    for row in out.take_all():
+        np.testing.assert_array_equal(row["embedding"], embedder.embed(row["path"]).embeddings)
 
 
 def test_api_refuses_bad_datasets_and_options(local_ray, synthetic_weights):
