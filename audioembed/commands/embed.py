@@ -60,7 +60,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--engine",
         choices=("local", "ray"),
         default="local",
-        help="embed in this process, or on a Ray cluster (pip install \"audioembed[ray]\")",
+        help='embed in this process, or on a Ray cluster (pip install "audioembed[ray]")',
     )
     engine.add_argument(
         "--ray-address",
@@ -159,5 +159,8 @@ def _run_on_ray(args: argparse.Namespace, files, writer, *, pca_loaded: bool) ->
 
 
 COMMAND = Command(
-    name="embed", help="embed audio files into .npz, .jsonl or .tfrecord", configure=configure, run=run
+    name="embed",
+    help="embed audio files into .npz, .jsonl, .tfrecord or Parquet, here or on a Ray cluster",
+    configure=configure,
+    run=run,
 )

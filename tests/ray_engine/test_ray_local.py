@@ -54,12 +54,15 @@ def test_parquet_per_window_matches_the_local_engine(local_ray, corpus, tmp_path
     assert read_parquet_directory(local).equals(read_parquet_directory(remote))
 
 
-def test_api_on_bytes_gives_error_rows_and_the_embedders_bits(local_ray, corpus, synthetic_weights):
+def test_api_on_bytes_with_weights_from_the_object_store(local_ray, corpus, tmp_path, synthetic_weights):
+    """Error rows, the Embedder's bits, and weights that reach the actors with no file on the node."""
     paths = sorted(str(path) for path in corpus.rglob("*") if path.is_file())
     dataset = local_ray.data.read_binary_files(paths, include_paths=True)
-    rows = {
-        row["path"]: row for row in embed_dataset(dataset, synthetic_weights, inputs_per_call=1).take_all()
-    }
+    copy = tmp_path / "shipped.safetensors"
+    copy.write_bytes(synthetic_weights.read_bytes())
+    out = embed_dataset(dataset, copy, inputs_per_call=1, weights_via="object-store")
+    copy.unlink()  # the driver has put the bytes into the object store; actors start only now
+    rows = {row["path"]: row for row in out.take_all()}
     by_name = {os.path.basename(path): row for path, row in rows.items()}
     assert sorted(by_name) == sorted(os.path.basename(path) for path in paths)  # each input once
     broken = by_name[BROKEN]
@@ -74,19 +77,6 @@ def test_api_on_bytes_gives_error_rows_and_the_embedders_bits(local_ray, corpus,
         np.testing.assert_array_equal(row["timestamps"], expected.timestamps)
         assert row["num_examples"] == expected.num_examples and row["sample_rate"] == expected.sample_rate
         assert row["node_id"] == local_ray.get_runtime_context().get_node_id()
-
-
-def test_weights_via_the_object_store_need_no_file_on_the_nodes(
-    local_ray, corpus, tmp_path, synthetic_weights
-):
-    copy = tmp_path / "shipped.safetensors"
-    copy.write_bytes(synthetic_weights.read_bytes())
-    paths = local_ray.data.from_items([{"path": str(corpus / name)} for name, *_ in CLIPS[:3]])
-    out = embed_dataset(paths, copy, weights_via="object-store", actors=1, inputs_per_call=1)
-    copy.unlink()  # the driver has put the bytes into the object store; actors start only now
-    embedder = Embedder(synthetic_weights)
-    for row in out.take_all():
-        np.testing.assert_array_equal(row["embedding"], embedder.embed(row["path"]).embeddings)
 
 
 def test_api_refuses_bad_datasets_and_options(local_ray, synthetic_weights):
@@ -156,6 +146,7 @@ class Interrupting:
         self.writer.abort()
 
 
+@pytest.mark.slow
 def test_actors_killed_mid_run_are_restarted_and_every_input_is_written_once(
     local_ray, corpus, tmp_path, synthetic_weights
 ):
@@ -194,6 +185,7 @@ def test_actors_killed_mid_run_are_restarted_and_every_input_is_written_once(
     assert table.equals(read_parquet_directory(local))
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_without_redoing_finished_inputs(
     local_ray, corpus, tmp_path, synthetic_weights, capsys
 ):
