@@ -72,7 +72,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--actors",
         type=_positive_int,
         metavar="N",
-        help="Ray actors, each with one model (default: one per CPU)",
+        help="Ray actors, each with one model (default: the cluster's CPUs / --actor-cpus)",
+    )
+    engine.add_argument(
+        "--actor-cpus",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="CPUs Ray reserves per actor (default: 1); the model uses the CPUs its process may run on, so "
+        "on many-core nodes give each actor several",
     )
     engine.add_argument(
         "--ray-weights",
@@ -147,6 +155,7 @@ def _run_on_ray(args: argparse.Namespace, files, writer, *, pca_loaded: bool) ->
             pca_loaded=pca_loaded,
             address=args.ray_address,
             actors=args.actors,
+            cpus_per_actor=args.actor_cpus,
             unit_files=args.unit_files,
             weights_via=args.ray_weights,
             ordered=args.output.lower().endswith((".jsonl", ".tfrecord")),

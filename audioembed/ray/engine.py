@@ -32,6 +32,7 @@ def run_ray_bulk(
     pca_loaded: bool,
     address: str | None = None,
     actors: int | None = None,
+    cpus_per_actor: float = 1.0,
     unit_files: int = UNIT_FILES,
     weights_via: str = "path",
     ordered: bool = False,
@@ -49,6 +50,9 @@ def run_ray_bulk(
     address : str, optional
         A running cluster (``ray start --head`` prints it; ``"auto"`` finds a local one). Default: the
         cluster this process is already connected to, else a new local one for this run.
+    cpus_per_actor : float
+        CPUs Ray reserves per actor. The fused engine runs one worker thread per CPU its process may use,
+        so on a big node fewer, wider actors avoid oversubscribing it.
     ordered : bool
         Write results in input order (single-file outputs, so they match the local engine's byte for byte).
     """
@@ -71,7 +75,7 @@ def run_ray_bulk(
     try:
         dataset = ray.data.from_arrow(_unit_tables(split_units(todo, unit_files)))
         if actors is None:  # the blocks are in memory already: no read task needs a CPU, so use them all
-            actors = max(1, int(ray.cluster_resources().get("CPU", 1)))
+            actors = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_actor))
         out = embed_dataset(dataset, spec, actors=actors, inputs_per_call=unit_files, weights_via=weights_via)
         results = _rows(out, {str(file.relative_name): file for file in todo}, spec, pca_loaded)
         return record_results(

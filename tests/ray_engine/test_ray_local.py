@@ -47,10 +47,15 @@ def test_jsonl_and_tfrecord_are_byte_for_byte_the_local_engines(
         assert local.read_bytes() == remote.read_bytes() and local.stat().st_size > 0
 
 
-def test_parquet_per_window_matches_the_local_engine(local_ray, corpus, tmp_path, synthetic_weights):
-    local, remote = both_engines(
-        corpus, tmp_path, ".parquet", synthetic_weights, "--parquet-rows", "per-window"
-    )
+def test_parquet_per_window_matches_the_local_engine_with_two_cpu_actors(
+    local_ray, corpus, tmp_path, synthetic_weights
+):
+    before = set(all_embed_actors())
+    common = ["--weights", str(synthetic_weights), "--unit-files", "4", "-q", "--parquet-rows", "per-window"]
+    local, remote = tmp_path / "local.parquet", tmp_path / "ray.parquet"
+    assert embed(str(corpus), "-o", str(local), *common) == 1
+    assert embed(str(corpus), "-o", str(remote), *common, "--engine", "ray", "--actor-cpus", "2") == 1
+    assert len(set(all_embed_actors()) - before) == 1  # 2 CPUs / 2 per actor: one actor
     assert read_parquet_directory(local).equals(read_parquet_directory(remote))
 
 
@@ -96,15 +101,16 @@ def test_api_refuses_bad_datasets_and_options(local_ray, synthetic_weights):
         embed_dataset(paths, model_spec(synthetic_weights), output="raw")
 
 
-def embed_actors(ray) -> dict[str, dict]:
-    """Live EmbedActor processes of this cluster, from Ray's control store (works without a dashboard)."""
+def all_embed_actors() -> dict[str, dict]:
+    """Every EmbedActor this cluster has had, from Ray's control store (works without a dashboard)."""
     from ray._private import state
 
-    return {
-        actor_id: actor
-        for actor_id, actor in state.actors().items()
-        if "EmbedActor" in actor["ActorClassName"] and actor["State"] == "ALIVE"
-    }
+    return {key: actor for key, actor in state.actors().items() if "EmbedActor" in actor["ActorClassName"]}
+
+
+def embed_actors(ray) -> dict[str, dict]:
+    """The live EmbedActor processes."""
+    return {key: actor for key, actor in all_embed_actors().items() if actor["State"] == "ALIVE"}
 
 
 def command_provenance(weights) -> dict[str, str]:
