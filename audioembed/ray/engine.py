@@ -76,7 +76,14 @@ def run_ray_bulk(
         dataset = ray.data.from_arrow(_unit_tables(split_units(todo, unit_files)))
         if actors is None:  # the blocks are in memory already: no read task needs a CPU, so use them all
             actors = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_actor))
-        out = embed_dataset(dataset, spec, actors=actors, inputs_per_call=unit_files, weights_via=weights_via)
+        out = embed_dataset(
+            dataset,
+            spec,
+            actors=actors,
+            cpus_per_actor=cpus_per_actor,
+            inputs_per_call=unit_files,
+            weights_via=weights_via,
+        )
         results = _rows(out, {str(file.relative_name): file for file in todo}, spec, pca_loaded)
         return record_results(
             results, writer, total=len(todo), skipped=skipped, fail_fast=fail_fast, quiet=quiet
