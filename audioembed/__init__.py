@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from audioembed._version import __version__
 
 if TYPE_CHECKING:
+    from audioembed.models import create_model, list_models, register_model
     from audioembed.pipeline import Embedder, FailedInput
     from audioembed.result import EmbeddingResult, ModelInfo
 
@@ -24,9 +25,21 @@ _LAZY = {
     "FailedInput": "audioembed.pipeline",
     "EmbeddingResult": "audioembed.result",
     "ModelInfo": "audioembed.result",
+    "create_model": "audioembed.models",
+    "list_models": "audioembed.models",
+    "register_model": "audioembed.models",
 }
 
-__all__ = ["Embedder", "EmbeddingResult", "FailedInput", "ModelInfo", "__version__"]
+__all__ = [
+    "Embedder",
+    "EmbeddingResult",
+    "FailedInput",
+    "ModelInfo",
+    "__version__",
+    "create_model",
+    "list_models",
+    "register_model",
+]
 
 
 def __getattr__(name: str) -> Any:

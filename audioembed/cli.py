@@ -3,6 +3,9 @@
 Each built-in sub-command is a module in :mod:`audioembed.commands` that defines ``COMMAND``, a
 :class:`~audioembed.commands.Command`. Packages that sit *above* the library (the gRPC server) add
 theirs through the ``audioembed.commands`` entry-point group, so the library never imports them.
+
+The public surface for such packages is :data:`__all__`: :class:`Command` to declare a sub-command, and
+:func:`main` (with ``available=``) to run a parser of their own commands (``python -m audioembed_server``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from audioembed import commands
 from audioembed._version import __version__
 from audioembed.commands import Command
 from audioembed.errors import AudioEmbedError
+
+__all__ = ["ENTRY_POINT_GROUP", "EXIT_INTERRUPTED", "EXIT_USAGE", "Command", "build_parser", "main"]
 
 ENTRY_POINT_GROUP = "audioembed.commands"
 
@@ -76,9 +81,17 @@ def build_parser(available: Sequence[Command] | None = None) -> argparse.Argumen
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the process exit code."""
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, *, available: Sequence[Command] | None = None) -> int:
+    """Run the command line; return the process exit code.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name; default ``sys.argv[1:]``.
+    available : sequence of Command, optional
+        The sub-commands to offer; default every built-in and every installed plug-in command.
+    """
+    parser = build_parser(available)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if getattr(args, "_run", None) is None:

@@ -43,6 +43,15 @@ class ShapeError(InvalidInputError):
     """An array reached a layer or model with a shape it cannot take; the message names both shapes."""
 
 
+class GradientError(AudioEmbedError, RuntimeError):
+    """Back-propagation cannot proceed; the message says why and what to do.
+
+    Raised for: backward of a non-scalar without ``gradient``, a second backward through a freed graph,
+    backward from a tensor that does not require grad, a hook or ``Function.backward`` returning a gradient
+    of the wrong shape or count, an optimizer given no trainable parameters.
+    """
+
+
 class WeightsError(AudioEmbedError):
     """Base class of problems with model weights or PCA parameters."""
 
@@ -65,6 +74,10 @@ class WeightsDownloadError(WeightsError):
 
 class WeightsVerificationError(WeightsError):
     """Freshly converted weights did not reproduce the reference smoke-test statistics."""
+
+
+class ModelRegistryError(AudioEmbedError):
+    """A model name was registered twice, or a registration is malformed (a programming error, not input)."""
 
 
 class MissingDependencyError(AudioEmbedError, ImportError):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from audioembed import audio
+from audioembed import audio, weights_install
 from audioembed.errors import WeightsNotFoundError
 from audioembed.result import ModelInfo
 from audioembed.vggish import Postprocessor, VGGish, weights
@@ -68,7 +68,8 @@ def load_model_bundle(
     holds them; ``$AUDIOEMBED_PCA`` or the cache. Without any, ``need_pca`` decides between an error that
     says how to get them and a bundle without a postprocessor.
     """
-    resolved = weights.resolve_weights(weights_path, allow_download=allow_download)
+    download = weights_install.download_official if allow_download else None
+    resolved = weights.resolve_weights(weights_path, download=download)
     weights_file = weights.read_weights(resolved)
     model = weights.build_vggish(weights_file)  # native files: parameters are views of the mmap
 
@@ -79,7 +80,7 @@ def load_model_bundle(
         pca_sha256 = weights_file.sha256
     else:
         try:
-            resolved_pca = weights.resolve_pca(pca_path, allow_download=allow_download)
+            resolved_pca = weights.resolve_pca(pca_path, download=download)
         except WeightsNotFoundError:
             if need_pca:
                 raise

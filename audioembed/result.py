@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -68,6 +70,28 @@ class EmbeddingResult:
     def end_times(self) -> np.ndarray:
         """End of each example's window in seconds, ``timestamps + window_seconds``: float64 [N]."""
         return self.timestamps + self.window_seconds
+
+    def save_npz(self, path: str | os.PathLike[str], *, provenance: dict[str, str] | None = None) -> Path:
+        """Write this result atomically as one ``.npz`` (the layout ``audioembed embed`` writes).
+
+        Parameters
+        ----------
+        path : str or PathLike
+            The file to write; missing parent directories are created.
+        provenance : dict of str to str, optional
+            Extra string scalars stored beside the arrays (e.g. ``weights_sha256``).
+
+        Returns
+        -------
+        Path
+            ``path``.
+        """
+        # The writer lives with the other output formats (like pandas' ``to_parquet``), imported on use.
+        from audioembed.bulk.outputs import write_result_npz
+
+        target = Path(path)
+        write_result_npz(target, self, provenance)
+        return target
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ Decoding (:func:`load_audio`, :func:`decode_pcm`), down-mix (:func:`to_mono`), r
 (:func:`resample`, :class:`StreamingResampler`), log-mel examples with start times
 (:func:`waveform_to_examples`, :func:`extract_examples` → :class:`Examples`), and the same in bounded
 memory for long audio (:class:`StreamingFrontEnd`, :func:`iter_file_examples`), and the size of a source
-before decoding it (:func:`probe` → :class:`AudioInfo`, :func:`expected_examples`).
+before decoding it (:func:`probe` → :class:`AudioInfo`, :func:`expected_examples`). Callers that feed
+:class:`StreamingFrontEnd` themselves decode an encoded file in blocks with :func:`open_audio` and
+:func:`read_blocks`.
 """
 
 from audioembed.audio.constants import (
@@ -17,7 +19,7 @@ from audioembed.audio.constants import (
     NUM_MEL_BANDS,
     SAMPLE_RATE_HZ,
 )
-from audioembed.audio.decode import decode_pcm, load_audio
+from audioembed.audio.decode import decode_pcm, load_audio, open_audio, read_blocks
 from audioembed.audio.examples import (
     RESAMPLER_METHODS,
     SHORT_CLIP_POLICIES,
@@ -55,7 +57,9 @@ __all__ = [
     "load_audio",
     "log_mel_spectrogram",
     "mel_matrix",
+    "open_audio",
     "probe",
+    "read_blocks",
     "resample",
     "stft_magnitude",
     "to_mono",

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from audioembed import weights_install
 from audioembed.commands import Command
 from audioembed.errors import WeightsFormatError
 from audioembed.vggish import params
@@ -90,7 +91,7 @@ def _download(args: argparse.Namespace) -> int:
             for path in (earlier, earlier.with_name(earlier.name + ".part")):
                 path.unlink(missing_ok=True)
     print(f"downloading {checkpoint_url}\n        and {pca_url}\n   into {home / 'downloads'}")
-    path = download.download_official(
+    path = weights_install.download_official(
         home, checkpoint_url=checkpoint_url, pca_url=pca_url, keep_download=args.keep_download
     )
     print(f"verified with the reference smoke test; installed {path}")

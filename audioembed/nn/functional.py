@@ -9,6 +9,10 @@ callers (the layers) check that input and weights agree. Each kernel has a plain
 :func:`conv2d` is the single public convolution entry: it validates, works out the padding, and hands the
 padded arithmetic to an engine (today the im2col reference below), so a faster engine can be dispatched
 from that one place.
+
+Given a :class:`~audioembed.nn.Tensor` (input or weights), a kernel hands over to its differentiable twin
+in :mod:`audioembed.nn.autograd.layer_ops` and returns a Tensor; given ndarrays it runs exactly the code
+below and records nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +23,19 @@ import numpy as np
 
 from audioembed.errors import InvalidOptionError, ShapeError
 from audioembed.nn import winograd
+from audioembed.nn.autograd import ops as _ops
+from audioembed.nn.autograd.tensor import Tensor
+
+# The train/eval ops and losses are defined in training_ops.py and re-exported here, as torch's F does.
+from audioembed.nn.training_ops import (  # noqa: F401
+    batch_norm,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    dropout,
+    instance_norm,
+    layer_norm,
+    mse_loss,
+)
 
 # Images per im2col chunk: enough that each GEMM has ~IM2COL_TARGET_ROWS rows, so OpenBLAS's packing of
 # the weight matrix is amortised (a chunk of one 12×8 image, 96 rows, runs conv4_2 several times slower),
@@ -112,6 +129,10 @@ def conv2d(
     -------
     y : np.ndarray [shape=(N, H_out, W_out, C_out), dtype of x]
     """
+    if isinstance(x, Tensor) or isinstance(weight, Tensor) or isinstance(bias, Tensor):
+        from audioembed.nn.autograd import layer_ops  # imports this module: resolved at call time
+
+        return layer_ops.conv2d(x, weight, bias, stride=stride, padding=padding)
     x = np.asarray(x)
     weight = np.asarray(weight)
     _check_nhwc(x, "conv2d")
@@ -192,6 +213,10 @@ def max_pool2d(
     -------
     y : np.ndarray [shape=(N, H_out, W_out, C), dtype of x]
     """
+    if isinstance(x, Tensor):
+        from audioembed.nn.autograd import layer_ops
+
+        return layer_ops.max_pool2d(x, kernel_size, stride, padding=padding)
     x = np.asarray(x)
     _check_nhwc(x, "max_pool2d")
     kernel = _pair(kernel_size, "kernel_size")
@@ -216,7 +241,9 @@ def max_pool2d(
 
 
 def relu(x: np.ndarray) -> np.ndarray:
-    """``max(x, 0)`` elementwise, same shape and dtype. NaN stays NaN."""
+    """``max(x, 0)`` elementwise, same shape and dtype. NaN stays NaN. The gradient at 0 is 0."""
+    if isinstance(x, Tensor):
+        return _ops.relu(x)
     x = np.asarray(x)
     return np.maximum(x, x.dtype.type(0))
 
@@ -234,6 +261,10 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) ->
     -------
     y : np.ndarray [shape=(..., out_features)]
     """
+    if isinstance(x, Tensor) or isinstance(weight, Tensor) or isinstance(bias, Tensor):
+        from audioembed.nn.autograd import layer_ops
+
+        return layer_ops.linear(x, weight, bias)
     x = np.asarray(x)
     weight = np.asarray(weight)
     if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[0]:
@@ -260,7 +291,28 @@ def flatten(x: np.ndarray, start_dim: int = 1) -> np.ndarray:
     -------
     y : np.ndarray [shape=(N, d1 * ... * dk)] for ``start_dim=1``
     """
-    x = np.asarray(x)
+    x = x if isinstance(x, Tensor) else np.asarray(x)
     if not 0 <= start_dim < max(x.ndim, 1):
         raise ShapeError(f"flatten start_dim {start_dim} is out of range for an input of shape {x.shape}")
     return x.reshape(*x.shape[:start_dim], math.prod(x.shape[start_dim:]))  # [N, H*W*C], NHWC order
+
+
+# --- elementwise functions for training code: ndarray in → ndarray out, Tensor in → Tensor out -----------
+def exp(x: np.ndarray | Tensor) -> np.ndarray | Tensor:
+    """``e ** x`` elementwise."""
+    return _ops.exp(x)
+
+
+def log(x: np.ndarray | Tensor) -> np.ndarray | Tensor:
+    """Natural logarithm elementwise."""
+    return _ops.log(x)
+
+
+def sigmoid(x: np.ndarray | Tensor) -> np.ndarray | Tensor:
+    """``1 / (1 + e ** -x)`` elementwise, without overflow for large ``|x|``."""
+    return _ops.sigmoid(x)
+
+
+def log_softmax(x: np.ndarray | Tensor, axis: int = -1) -> np.ndarray | Tensor:
+    """``x - log(sum(exp(x), axis))`` along ``axis``, computed stably (max subtracted first)."""
+    return _ops.log_softmax(x, axis)

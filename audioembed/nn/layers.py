@@ -2,7 +2,9 @@
 
 Activations are NHWC, weights are in TF's layouts (conv HWIO, dense ``[in, out]``) and float32 on creation.
 A layer checks its input's rank, channel count and dtype, and raises
-:class:`~audioembed.errors.ShapeError` naming the expected and actual shapes.
+:class:`~audioembed.errors.ShapeError` naming the expected and actual shapes. Given an ndarray a layer
+computes on its parameters' arrays and returns an ndarray; given a :class:`~audioembed.nn.Tensor` it passes
+the Parameters themselves to the kernel, which records the operation for backward when needed.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import numpy as np
 
 from audioembed.errors import InvalidInputError, ShapeError
 from audioembed.nn import functional
+from audioembed.nn.autograd.tensor import Tensor
 from audioembed.nn.module import Module
 from audioembed.nn.parameter import Parameter
 
@@ -18,13 +21,16 @@ from audioembed.nn.parameter import Parameter
 _DEFAULT_INIT_RNG = np.random.default_rng(20170315)
 
 
-def _data(param: Parameter | None) -> np.ndarray | None:
-    return None if param is None else param.data
+def _data(param: Parameter | None, x: np.ndarray | Tensor) -> np.ndarray | Parameter | None:
+    """What the kernel gets for ``param``: the Parameter itself for a Tensor input, else its array."""
+    return param if param is None or isinstance(x, Tensor) else param.data
 
 
-def _check_input(x: np.ndarray, layer: Module, expected: str, rank: int, channels: int | None) -> np.ndarray:
-    """Return ``x`` as an array after checking rank, last-axis size and floating dtype."""
-    x = np.asarray(x)
+def _check_input(
+    x: np.ndarray | Tensor, layer: Module, expected: str, rank: int, channels: int | None
+) -> np.ndarray | Tensor:
+    """Return ``x`` (a Tensor, or else as an array) after checking rank, last-axis size and floating dtype."""
+    x = x if isinstance(x, Tensor) else np.asarray(x)
     if x.ndim != rank or (channels is not None and x.shape[-1] != channels):
         raise ShapeError(f"{type(layer).__name__} expects input of shape {expected}, got shape {x.shape}")
     weight = getattr(layer, "weight", None)
@@ -82,7 +88,7 @@ class Conv2d(Module):
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = _check_input(x, self, f"[N, H, W, {self.in_channels}]", 4, self.in_channels)
         return functional.conv2d(
-            x, self.weight.data, _data(self.bias), stride=self.stride, padding=self.padding
+            x, _data(self.weight, x), _data(self.bias, x), stride=self.stride, padding=self.padding
         )
 
     def extra_repr(self) -> str:
@@ -122,7 +128,7 @@ class ReLU(Module):
     """``max(x, 0)`` elementwise, any shape."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x)
+        x = x if isinstance(x, Tensor) else np.asarray(x)
         return functional.relu(_check_input(x, self, "[...]", x.ndim, None))
 
 
@@ -161,9 +167,9 @@ class Linear(Module):
             self.bias.data = np.zeros_like(self.bias.data)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x)
+        x = x if isinstance(x, Tensor) else np.asarray(x)
         x = _check_input(x, self, f"[..., {self.in_features}]", max(x.ndim, 1), self.in_features)
-        return functional.linear(x, self.weight.data, _data(self.bias))
+        return functional.linear(x, _data(self.weight, x), _data(self.bias, x))
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}" + (", bias=False" if self.bias is None else "")
@@ -173,7 +179,7 @@ class Flatten(Module):
     """Merge all axes after the batch axis, in NHWC order: ``[N, H, W, C] -> [N, H*W*C]``."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x)
+        x = x if isinstance(x, Tensor) else np.asarray(x)
         if x.ndim < 2:
             raise ShapeError(f"Flatten expects input of shape [N, ...], got shape {x.shape}")
         return functional.flatten(x, 1)

@@ -4,38 +4,29 @@ A Module owns named parameters, buffers and submodules, registered by plain attr
 recursive walker (:meth:`Module.named_modules`) feeds every ``parameters()`` / ``buffers()`` /
 ``modules()`` listing, and one :meth:`Module._apply` feeds every dtype cast. ``state_dict`` /
 ``load_state_dict`` move arrays in and out by dotted key (``"conv1.weight"``); a load pre-hook lets a
-model accept another file's names. Parameters carry ``requires_grad`` and ``grad`` for training.
+model accept another file's names, and a class's ``_version`` / ``_upgrade_state`` load older layouts.
+Parameters carry ``requires_grad`` and ``grad`` for training.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 from numpy.typing import DTypeLike
 
+from audioembed.nn.autograd import module_hooks
+from audioembed.nn.autograd.grad_mode import is_grad_enabled
+from audioembed.nn.hooks import RemovableHandle
 from audioembed.nn.parameter import Parameter
-from audioembed.nn.state_dict import collect_state, load_state
+from audioembed.nn.state_dict import StateDict, collect_state, load_state
 
 ForwardPreHook = Callable[["Module", tuple[Any, ...]], Any]
 ForwardHook = Callable[["Module", tuple[Any, ...], Any], Any]
+BackwardPreHook = Callable[["Module", tuple[Any, ...]], Any]
+BackwardHook = Callable[["Module", tuple[Any, ...], tuple[Any, ...]], Any]
 LoadPreHook = Callable[["Module", dict[str, Any], str], None]
-
-_hook_ids = itertools.count()  # one counter for every handle, so ids never collide across modules
-
-
-class RemovableHandle:
-    """Returned by the ``register_*_hook`` methods; :meth:`remove` unregisters the hook (idempotent)."""
-
-    def __init__(self, hooks: dict[int, Any]) -> None:
-        self._hooks = hooks
-        self.id = next(_hook_ids)
-
-    def remove(self) -> None:
-        """Unregister the hook; removing twice is harmless."""
-        self._hooks.pop(self.id, None)
 
 
 class Module:
@@ -47,6 +38,9 @@ class Module:
     """
 
     training: bool
+    # The layout version of this class's own state-dict entries. A class that renames, reshapes, adds or
+    # drops one of its parameters or buffers bumps it and overrides _upgrade_state to convert older state.
+    _version: int = 1
 
     def __init__(self) -> None:
         # Set through object.__setattr__: our own __setattr__ needs these dicts to exist already.
@@ -57,6 +51,8 @@ class Module:
         object.__setattr__(self, "_modules", {})
         object.__setattr__(self, "_forward_pre_hooks", {})
         object.__setattr__(self, "_forward_hooks", {})
+        object.__setattr__(self, "_backward_pre_hooks", {})
+        object.__setattr__(self, "_backward_hooks", {})
         object.__setattr__(self, "_load_state_dict_pre_hooks", {})
 
     # --- attribute routing -----------------------------------------------------------------------------
@@ -348,11 +344,16 @@ class Module:
             replaced = hook(self, args)
             if replaced is not None:
                 args = replaced if isinstance(replaced, tuple) else (replaced,)
+        backward_hooked = bool(self._backward_hooks or self._backward_pre_hooks) and is_grad_enabled()
+        if backward_hooked:  # Tensor inputs and outputs pass through identity nodes that run the hooks
+            hook_state, args = module_hooks.wrap_inputs(self, args)
         output = self.forward(*args, **kwargs)
         for hook in list(self._forward_hooks.values()):
             replaced = hook(self, args, output)
             if replaced is not None:
                 output = replaced
+        if backward_hooked:
+            output = module_hooks.wrap_outputs(hook_state, output)
         return output
 
     def register_forward_pre_hook(self, hook: ForwardPreHook) -> RemovableHandle:
@@ -367,6 +368,28 @@ class Module:
         self._forward_hooks[handle.id] = hook
         return handle
 
+    def register_full_backward_pre_hook(self, hook: BackwardPreHook) -> RemovableHandle:
+        """Run ``hook(module, grad_output)`` when the gradients of this module's outputs are computed.
+
+        ``grad_output`` is a tuple (one entry per Tensor output); a non-None result (a tuple, or one array
+        for one output) replaces it, with the same shapes, else GradientError. Fires in backward passes
+        through calls made with Tensors while grad mode was on (the inference path has no backward).
+        """
+        handle = RemovableHandle(self._backward_pre_hooks)
+        self._backward_pre_hooks[handle.id] = hook
+        return handle
+
+    def register_full_backward_hook(self, hook: BackwardHook) -> RemovableHandle:
+        """Run ``hook(module, grad_input, grad_output)`` once the gradients of this module's inputs are known.
+
+        ``grad_input`` has one entry per Tensor positional argument (None where it does not require grad),
+        ``grad_output`` one per Tensor output. A non-None result replaces ``grad_input`` (same count and
+        shapes, else GradientError) for the layers before this module.
+        """
+        handle = RemovableHandle(self._backward_hooks)
+        self._backward_hooks[handle.id] = hook
+        return handle
+
     def has_forward_hooks(self) -> bool:
         """True when this module or any descendant has a forward hook or pre-hook registered.
 
@@ -376,12 +399,25 @@ class Module:
         return any(m._forward_hooks or m._forward_pre_hooks for m in self.modules())
 
     # --- state dict (the work is in nn/state_dict.py) ------------------------------------------------
-    def state_dict(self, prefix: str = "", keep_vars: bool = False) -> dict[str, Any]:
+    def state_dict(self, prefix: str = "", keep_vars: bool = False) -> StateDict:
         """Every parameter and persistent buffer of the tree by dotted key, in registration order.
 
         Arrays are copied unless ``keep_vars`` (then the Parameter objects and buffer arrays themselves).
+        The returned :class:`~audioembed.nn.state_dict.StateDict` (a dict) also records each module's class
+        version in ``.metadata`` (``{"": {"version": 1}, "conv1": {"version": 1}, ...}``), which
+        :meth:`load_state_dict` uses to upgrade state saved by an older layout.
         """
         return collect_state(self, prefix, keep_vars)
+
+    def _upgrade_state(self, state_dict: dict[str, Any], prefix: str, version: int) -> None:
+        """Convert this module's entries in ``state_dict`` from layout ``version`` to the class's own.
+
+        Called by :meth:`load_state_dict` (after the load pre-hooks) when the state records an older version
+        for this module, or none (a plain dict, a file from before versions were recorded: version 1).
+        Edit the entries under ``prefix`` in place (rename, reshape, add); ``state_dict`` is a private copy.
+        Because metadata can be lost (``dict(state)``), an upgrade must leave state that is already in the
+        new layout alone. The base class has had one layout: nothing to do.
+        """
 
     def register_load_state_dict_pre_hook(self, hook: LoadPreHook) -> RemovableHandle:
         """Run ``hook(module, state_dict, prefix)`` before this module loads; it may rename keys in place.

@@ -2,6 +2,12 @@
 
 Loading is all or nothing: every entry is checked (missing, unexpected, shape, dtype) before any array of
 the model is replaced, so a failed load leaves the model exactly as it was.
+
+State dicts are versioned, as PyTorch's are: every Module class has a ``_version`` (1 unless the class
+changed its layout), ``state_dict()`` returns a :class:`StateDict` whose :attr:`StateDict.metadata` records
+each module's version by key prefix, and loading calls ``module._upgrade_state(state, prefix, version)``
+for every module whose stored version is older than its class's, before that module's entries are checked.
+State without a record for a module (a plain dict, a file written before versions existed) is version 1.
 """
 
 from __future__ import annotations
@@ -16,6 +22,55 @@ from audioembed.nn.parameter import Parameter
 
 if TYPE_CHECKING:
     from audioembed.nn.module import Module
+
+
+VERSION = "version"  # the key of a module's version in its metadata entry, as in PyTorch
+
+
+class StateDict(dict):
+    """A state dict (``{dotted key: array}``) that also carries per-module metadata.
+
+    ``metadata`` maps each module's key prefix without the final dot (``""`` for the root, ``"features.0"``
+    for a grandchild) to ``{"version": int}``: the version of the module's class that wrote the entries.
+    Plain ``dict(state)`` copies drop it (the state then counts as version 1); :meth:`copy` keeps it.
+    """
+
+    def __init__(self, *args: Any, metadata: Mapping[str, Mapping[str, Any]] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.metadata: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (metadata or {}).items()}
+
+    def copy(self) -> StateDict:
+        return StateDict(self, metadata=self.metadata)
+
+    def versions(self) -> dict[str, int]:
+        """``{prefix: version}`` for every module with a recorded version."""
+        return {prefix: entry[VERSION] for prefix, entry in self.metadata.items() if VERSION in entry}
+
+
+def stored_version(state: Mapping[str, Any], prefix: str) -> int:
+    """The version ``state`` records for the module at ``prefix`` (``"a.b."``), 1 when none is recorded."""
+    metadata = getattr(state, "metadata", None) or {}
+    version = metadata.get(prefix[:-1], {}).get(VERSION, 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise WeightsFormatError(f"module {prefix[:-1]!r}: bad version {version!r} in the state's metadata")
+    return version
+
+
+def module_versions(module: Module) -> dict[str, int]:
+    """``{prefix: class version}`` for every module of the tree (what ``state_dict().metadata`` records)."""
+    return {prefix[:-1]: type(member)._version for prefix, member in _tree(module, "")}
+
+
+def outdated_modules(module: Module, state: Mapping[str, Any]) -> list[str]:
+    """The prefixes of the modules for which ``state`` records an older version than their class has.
+
+    A loader that bypasses ``load_state_dict`` (VGGish memory-maps a native file's arrays) asks this first.
+    """
+    return [
+        prefix[:-1]
+        for prefix, member in _tree(module, "")
+        if stored_version(state, prefix) < type(member)._version
+    ]
 
 
 def local_state(module: Module) -> Iterator[tuple[str, Parameter | np.ndarray]]:
@@ -36,20 +91,21 @@ def _tree(module: Module, prefix: str) -> Iterator[tuple[str, Module]]:
             yield from _tree(child, f"{prefix}{name}.")
 
 
-def collect_state(module: Module, prefix: str, keep_vars: bool) -> dict[str, Any]:
-    """The tree's parameters and persistent buffers by dotted key, copied unless ``keep_vars``."""
-    return {
-        module_prefix + name: value if keep_vars else np.array(value, copy=True)
-        for module_prefix, member in _tree(module, prefix)
-        for name, value in local_state(member)
-    }
+def collect_state(module: Module, prefix: str, keep_vars: bool) -> StateDict:
+    """The tree's parameters and persistent buffers by key, copied unless ``keep_vars``; versions too."""
+    state = StateDict()
+    for module_prefix, member in _tree(module, prefix):
+        state.metadata[module_prefix[:-1]] = {VERSION: type(member)._version}
+        for name, value in local_state(member):
+            state[module_prefix + name] = value if keep_vars else np.array(value, copy=True)
+    return state
 
 
 def load_state(root: Module, state_dict: Mapping[str, Any], strict: bool) -> tuple[list[str], list[str]]:
     """Check every entry of ``state_dict`` against the tree of ``root``, then copy them all in."""
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"state_dict must be a mapping of str to arrays, got {type(state_dict).__name__}")
-    state = dict(state_dict)  # pre-hooks rename keys in this copy, never in the caller's mapping
+    state = StateDict(state_dict, metadata=getattr(state_dict, "metadata", None))  # hooks edit this copy
     missing: list[str] = []
     errors: list[str] = []
     expected: set[str] = set()
@@ -57,6 +113,14 @@ def load_state(root: Module, state_dict: Mapping[str, Any], strict: bool) -> tup
     for prefix, module in _tree(root, ""):  # pre-order: a parent's hooks run before its children read
         for hook in list(module._load_state_dict_pre_hooks.values()):
             hook(module, state, prefix)
+        version = stored_version(state, prefix)
+        if version > type(module)._version:
+            errors.append(
+                f"{prefix[:-1] or 'the root'} ({type(module).__name__}) was saved by version {version} of "
+                f"its class, newer than this one ({type(module)._version}): upgrade audioembed to load it"
+            )
+        elif version < type(module)._version:
+            module._upgrade_state(state, prefix, version)  # rewrites the old layout's keys in the copy
         for name, current in local_state(module):
             key = prefix + name
             expected.add(key)

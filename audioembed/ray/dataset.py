@@ -15,6 +15,7 @@ from audioembed.options import EmbedOptions
 from audioembed.ray._deps import require_ray
 from audioembed.ray.actor import SOURCE_COLUMNS, EmbedActor, ModelSpec, ShippedWeights
 from audioembed.vggish.weights import resolve_weights
+from audioembed.weights_install import download_official
 
 WEIGHTS_VIA = ("path", "object-store")
 
@@ -43,7 +44,7 @@ def model_spec(
     EmbedOptions(output=output, hop_seconds=hop_seconds, short_clip=short_clip, resampler=resampler)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidOptionError(f"batch_size must be a positive integer, got {batch_size!r}")
-    resolved = resolve_weights(weights, allow_download=allow_download)
+    resolved = resolve_weights(weights, download=download_official if allow_download else None)
     return ModelSpec(
         weights=os.fspath(Path(resolved).resolve()),
         pca=None if pca is None else os.fspath(Path(pca).resolve()),

@@ -11,3 +11,8 @@ from audioembed.vggish import weights
 from audioembed.vggish.weights.loaders import load_postprocessor, load_vggish
 
 __all__ += ["load_postprocessor", "load_vggish", "weights"]
+
+# --- The model registry entry (issue 10): importing the package registers "vggish". -----------------------
+from audioembed.vggish import factory  # noqa: E402
+
+__all__ += ["factory"]

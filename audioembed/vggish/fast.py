@@ -3,9 +3,11 @@
 :class:`FastForward` builds a :class:`~audioembed.nn.fused.ConvStackPlan` (Winograd conv stack) and a
 :class:`~audioembed.nn.fused_dense.DensePlan` (fc layers split across two threads) from the model's current
 parameters, caches them, and rebuilds them when a parameter array is replaced (``load_state_dict`` and every
-cast through ``_apply`` assign new arrays; the cache holds weak references to the arrays it was built from).
-In-place writes into a parameter array are not reliably seen (the plans hold transformed copies of the conv
-kernels, views of the rest): call :meth:`FastForward.invalidate` after those.
+cast through ``_apply`` assign new arrays; the cache holds weak references to the arrays it was built from)
+or written in place by an optimizer step (optimizers count their writes with
+:func:`audioembed.nn.inplace.mark_modified`). Other in-place writes into a parameter array are not reliably
+seen (the plans hold transformed copies of the conv kernels, views of the rest): call
+:func:`~audioembed.nn.inplace.mark_modified` or :meth:`FastForward.invalidate` after those.
 
 The model uses it only where it is exact to the layer-by-layer path up to float32 rounding (≤ 1e-5 relative):
 eval mode, float32 parameters, and no forward hooks or pre-hooks on any replaced layer (hooks must see every
@@ -22,6 +24,7 @@ import numpy as np
 
 from audioembed.nn.fused import ConvStackPlan
 from audioembed.nn.fused_dense import DensePlan
+from audioembed.nn.inplace import modification_count
 
 if TYPE_CHECKING:
     from audioembed.nn import Module
@@ -38,6 +41,7 @@ class FastForward:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._key: tuple[weakref.ref, ...] | None = None
+        self._writes: tuple[int, ...] = ()  # in-place write counts of the arrays when the plans were built
         self._conv: ConvStackPlan | None = None
         self._dense: DensePlan | None = None
 
@@ -66,8 +70,13 @@ class FastForward:
         """The cached plans, (re)built if any parameter array changed since they were built."""
         arrays = [getattr(model, name).weight.data for name in (*CONV_LAYERS, *DENSE_LAYERS)]
         arrays += [getattr(model, name).bias.data for name in (*CONV_LAYERS, *DENSE_LAYERS)]
+        writes = tuple(modification_count(a) for a in arrays)
         with self._lock:
-            if self._key is None or any(ref() is not a for ref, a in zip(self._key, arrays, strict=True)):
+            if (
+                self._key is None
+                or writes != self._writes
+                or any(ref() is not a for ref, a in zip(self._key, arrays, strict=True))
+            ):
                 self._release()
                 convs = [(name, getattr(model, name)) for name in CONV_LAYERS]
                 self._conv = ConvStackPlan(
@@ -77,6 +86,7 @@ class FastForward:
                 dense = [getattr(model, name) for name in DENSE_LAYERS]
                 self._dense = DensePlan([(d.weight.data, d.bias.data, d is not dense[-1]) for d in dense])
                 self._key = tuple(weakref.ref(a) for a in arrays)
+                self._writes = writes
             return self._conv, self._dense  # type: ignore[return-value]
 
     @property

@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 
 from audioembed.errors import InvalidInputError, ShapeError
-from audioembed.nn import Conv2d, Flatten, Linear, MaxPool2d, Module
+from audioembed.nn import Conv2d, Flatten, Linear, MaxPool2d, Module, Tensor
 from audioembed.nn.functional import relu
 from audioembed.vggish import params
 from audioembed.vggish.fast import FastForward
+from audioembed.vggish.tensor_forward import FrozenConvStack, tensor_forward
 
 # Shape of the conv stack's output for one example: 96×64 halved by four 2×2 pools, 512 channels.
 FEATURES_SHAPE = (params.NUM_FRAMES // 16, params.NUM_BANDS // 16, 512)
@@ -53,6 +54,7 @@ class VGGish(Module):
         self.register_load_state_dict_pre_hook(_rename_tf_names)
         # Fused Winograd/dense plans, used in eval mode when no replaced layer has hooks (see vggish.fast).
         self._fast = FastForward()
+        self._frozen_conv = FrozenConvStack()  # the conv stack's fused plan while training only the top
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Embed a batch of log-mel examples.
@@ -67,8 +69,13 @@ class VGGish(Module):
         -------
         embeddings : np.ndarray [shape=(N, 128), float32]
             Raw (pre-activation) embeddings, before PCA and quantization.
+
+        Given a :class:`~audioembed.nn.Tensor` the result is a Tensor, recorded for backward when grad
+        mode is on and the input or a parameter requires grad (see :mod:`audioembed.vggish.tensor_forward`).
         """
         x = self._check_input(x)
+        if isinstance(x, Tensor):
+            return tensor_forward(self, x)
         if FastForward.applies(self):
             conv, dense = self._fast.plans(self, x.shape[1:])
             features = conv(x).reshape(x.shape[0], int(np.prod(FEATURES_SHAPE)))  # [N, 12288], NHWC order
@@ -94,21 +101,28 @@ class VGGish(Module):
         return self.pool4(x)  # [N, 6, 4, 512]
 
     def invalidate_fast_path(self) -> None:
-        """Drop the cached fused plans: needed only after writing into parameter arrays in place."""
+        """Drop the cached fused plans: needed only after writing into parameter arrays in place yourself.
+
+        Optimizer steps need no call: they record their writes (:func:`audioembed.nn.inplace.mark_modified`)
+        and the plans rebuild on the next eval-mode forward.
+        """
         self._fast.invalidate()
+        self._frozen_conv.invalidate()
 
     def load_state_dict(
         self, state_dict: Mapping[str, Any], strict: bool = True
     ) -> tuple[list[str], list[str]]:
         self._fast.invalidate()  # frees the plans' copies of the old weights before the new ones arrive
+        self._frozen_conv.invalidate()
         return super().load_state_dict(state_dict, strict)
 
     def _apply(self, fn: Callable[[np.ndarray], np.ndarray]) -> Module:
         self._fast.invalidate()
+        self._frozen_conv.invalidate()
         return super()._apply(fn)
 
-    def _check_input(self, x: Any) -> np.ndarray:
-        x = np.asarray(x)
+    def _check_input(self, x: Any) -> np.ndarray | Tensor:
+        x = x if isinstance(x, Tensor) else np.asarray(x)
         if x.ndim != 3 or x.shape[1:] != (params.NUM_FRAMES, params.NUM_BANDS):
             raise ShapeError(
                 f"VGGish expects log-mel examples of shape [N, {params.NUM_FRAMES}, {params.NUM_BANDS}], "
@@ -116,7 +130,8 @@ class VGGish(Module):
             )
         if not np.issubdtype(x.dtype, np.floating):
             raise InvalidInputError(f"VGGish expects floating-point log-mel examples, got dtype {x.dtype}")
-        return x.astype(self.conv1.weight.dtype, copy=False)
+        dtype = self.conv1.weight.dtype
+        return x.astype(dtype) if isinstance(x, Tensor) else x.astype(dtype, copy=False)
 
 
 def _rename_tf_names(module: Module, state: dict[str, Any], prefix: str) -> None:

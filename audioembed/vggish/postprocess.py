@@ -7,6 +7,11 @@ For embeddings ``e`` ``[N, 128]``, eigenvectors ``E`` ``[128, 128]`` (rows = out
 2. clip ``p`` to ``[QUANTIZE_MIN_VAL, QUANTIZE_MAX_VAL]`` = [−2, 2];
 3. ``(p − min) × 255 / 4``;
 4. **truncate** to uint8 (``astype``), as the reference does — not round.
+
+Gradients: :meth:`Postprocessor.pca_applied` is linear and differentiable (given a Tensor it returns a
+recorded Tensor); the clipping and quantization of :meth:`Postprocessor.forward` have no useful gradient
+(zero almost everywhere), so ``forward`` refuses a Tensor that requires grad instead of silently cutting
+the graph: train on ``pca_applied``'s output.
 """
 
 from __future__ import annotations
@@ -16,8 +21,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from audioembed.errors import InvalidInputError, ShapeError
-from audioembed.nn import Module
+from audioembed.errors import GradientError, InvalidInputError, ShapeError
+from audioembed.nn import Module, Tensor, is_grad_enabled
 from audioembed.vggish import params
 
 _DIM = params.EMBEDDING_SIZE
@@ -83,18 +88,19 @@ class Postprocessor(Module):
         postprocessor.eval()
         return postprocessor
 
-    def pca_applied(self, embeddings: ArrayLike) -> np.ndarray:
+    def pca_applied(self, embeddings: ArrayLike | Tensor) -> np.ndarray | Tensor:
         """Project embeddings onto the PCA basis, before clipping.
 
         Parameters
         ----------
-        embeddings : array_like [shape=(N, 128), floating]
+        embeddings : array_like or Tensor [shape=(N, 128), floating]
 
         Returns
         -------
-        projected : np.ndarray [shape=(N, 128), float64]
+        projected : np.ndarray or Tensor [shape=(N, 128), float64]
+            A Tensor (recorded for backward when needed) for a Tensor input.
         """
-        e = np.asarray(embeddings)
+        e = embeddings.data if isinstance(embeddings, Tensor) else np.asarray(embeddings)
         if e.ndim != 2 or e.shape[1] != _DIM:
             raise ShapeError(f"Postprocessor expects embeddings of shape [N, {_DIM}], got shape {e.shape}")
         if not np.issubdtype(e.dtype, np.floating):
@@ -103,21 +109,35 @@ class Postprocessor(Module):
         if bad:
             # NaN would turn into an arbitrary byte in the uint8 cast: refuse instead.
             raise InvalidInputError(f"Postprocessor got {bad} non-finite embedding values (NaN or inf)")
-        centered = e.astype(np.float64) - self.pca_means  # [N, 128]
+        source = embeddings if isinstance(embeddings, Tensor) else e  # a Tensor keeps its graph
+        centered = source.astype(np.float64) - self.pca_means  # [N, 128]
         return centered @ self.pca_eigen_vectors.T  # [N, 128] @ [128, 128]ᵀ
 
-    def forward(self, embeddings: ArrayLike) -> np.ndarray:
+    def forward(self, embeddings: ArrayLike | Tensor) -> np.ndarray | Tensor:
         """Whiten and quantize.
 
         Parameters
         ----------
-        embeddings : array_like [shape=(N, 128), floating]
+        embeddings : array_like or Tensor [shape=(N, 128), floating]
             Raw VGGish embeddings; N may be 0 or 1 (the output rank never depends on N).
 
         Returns
         -------
         quantized : np.ndarray [shape=(N, 128), uint8]
+            A Tensor (never recorded) for a Tensor input.
+
+        Raises
+        ------
+        GradientError
+            For a Tensor that requires grad while grad mode is on: quantization has no gradient.
         """
+        if isinstance(embeddings, Tensor):
+            if embeddings.requires_grad and is_grad_enabled():
+                raise GradientError(
+                    "Postprocessor quantization has no gradient: differentiate pca_applied() instead, or "
+                    "quantize under no_grad() / a detached tensor"
+                )
+            return Tensor(self.forward(embeddings.data))
         clipped = np.clip(self.pca_applied(embeddings), params.QUANTIZE_MIN_VAL, params.QUANTIZE_MAX_VAL)
         scaled = (clipped - params.QUANTIZE_MIN_VAL) * params.QUANTIZE_SCALE  # in [0, 255]
         return scaled.astype(np.uint8)  # truncation, as the reference

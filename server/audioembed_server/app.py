@@ -26,10 +26,11 @@ from audioembed.errors import AudioEmbedError
 from audioembed_server.auth import TokenAuthInterceptor
 from audioembed_server.batcher import DynamicBatcher
 from audioembed_server.config import ServerConfig
+from audioembed_server.engine import Engine
 from audioembed_server.logs import log_event
 from audioembed_server.metrics import MetricsServer, ServerMetrics
 from audioembed_server.proto import embedding_service_pb2_grpc as pb_grpc
-from audioembed_server.servicer import SERVICE_NAME, EmbeddingServicer, Engine
+from audioembed_server.servicer import SERVICE_NAME, EmbeddingServicer
 
 EmbedderFactory = Callable[[], Any]
 HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name  # "grpc.health.v1.Health"
@@ -42,7 +43,7 @@ def default_embedder_factory(config: ServerConfig) -> EmbedderFactory:
     """A factory building the library's ``Embedder`` from the config's weights and PCA paths."""
 
     def build() -> Any:
-        from audioembed.pipeline import Embedder
+        from audioembed import Embedder
 
         return Embedder(
             config.weights,

@@ -115,7 +115,7 @@ def _options(output: str, hop_seconds: float | None, short_clip: str | None) -> 
 
 def to_result(message: pb.EmbeddingResult) -> Any:
     """A wire result as the library's ``EmbeddingResult``."""
-    from audioembed.pipeline import EmbeddingResult
+    from audioembed import EmbeddingResult
 
     embeddings, quantized = matrices_from_proto(message)
     return EmbeddingResult(
@@ -379,7 +379,7 @@ def _status_code(value: int) -> grpc.StatusCode:
 
 def concatenate_results(parts: list[Any]) -> Any:
     """Join the results of one stream into one ``EmbeddingResult`` (the last part's totals)."""
-    from audioembed.pipeline import EmbeddingResult
+    from audioembed import EmbeddingResult
 
     if not parts:
         raise ValueError("no results to concatenate: the stream returned nothing")

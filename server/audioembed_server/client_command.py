@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from audioembed.bulk.outputs import write_result_npz
-from audioembed.commands import Command
+from audioembed.cli import Command
 from audioembed_server.client import DEFAULT_CHUNK_BYTES, EmbeddingClient, ServiceError
 
 MESSAGE_OVERHEAD = 64 * 1024  # bytes of a request besides the audio, with a wide margin
@@ -85,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             summary = _summary(path, result)
             if args.output_dir is not None:
                 target = args.output_dir / f"{path.name}.npz"
-                write_result_npz(target, result)
+                result.save_npz(target)
                 summary["npz"] = str(target)
             print(json.dumps(summary), flush=True)
     if failures:

@@ -8,7 +8,7 @@ import sys
 import threading
 from types import FrameType
 
-from audioembed.commands import Command
+from audioembed.cli import Command
 from audioembed_server import logs
 from audioembed_server.app import create_server
 from audioembed_server.config import add_arguments, config_from

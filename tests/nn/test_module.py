@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from audioembed.errors import WeightsFormatError
-from audioembed.nn import Linear, Module, Parameter, ReLU, Sequential
+from audioembed.nn import Linear, Module, Parameter, ReLU, Sequential, Tensor, no_grad
 
 
 class Leaf(Module):
@@ -50,12 +50,16 @@ def test_parameter_is_an_array_without_copy() -> None:
     assert Parameter([1, 2], dtype=np.float64).dtype == np.float64
 
 
-def test_parameter_arithmetic_gives_arrays_and_identity_equality() -> None:
+def test_parameter_arithmetic_gives_tensors_and_identity_equality() -> None:
+    # A Parameter is a leaf Tensor (the autograd contract): arithmetic is recorded, values stay exact.
     p = Parameter(np.float32([1.0, 2.0]))
     for result in (p * 2, 2 * p, p + p, -p, np.ones((3, 2), np.float32) @ p):
-        assert isinstance(result, np.ndarray)
-    np.testing.assert_array_equal(p * 2 - p, [1.0, 2.0])
+        assert isinstance(result, Tensor) and result.grad_fn is not None
+    with no_grad():
+        assert (p * 2).grad_fn is None
+    np.testing.assert_array_equal((p * 2 - p).data, [1.0, 2.0])
     assert p == p and p != Parameter(p.data) and len({p, p}) == 1
+    assert p.is_leaf and p.requires_grad and isinstance(p, Tensor)
 
 
 def test_parameter_rejects_non_float() -> None:

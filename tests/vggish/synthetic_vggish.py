@@ -33,3 +33,18 @@ def he_scaled_weights(seed: int) -> dict[str, np.ndarray]:
             values *= np.float32(BIAS_STD)
         weights[variable.key] = values
     return weights
+
+
+def head_weights(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The gradient fixture's head ``Linear(128, 10)``: weight ``[128, 10]`` (TF layout) and bias, float32."""
+    rng = np.random.default_rng(seed + 1)
+    weight = rng.standard_normal((params.EMBEDDING_SIZE, 10), dtype=np.float32)
+    weight *= np.float32(math.sqrt(1.0 / params.EMBEDDING_SIZE))
+    bias = rng.standard_normal(10, dtype=np.float32) * np.float32(BIAS_STD)
+    return weight, bias
+
+
+def grad_fixture_batch() -> tuple[np.ndarray, np.ndarray]:
+    """The gradient fixture's batch: two log-mel-like examples (float32 [2, 96, 64]) and class targets."""
+    inputs = np.random.default_rng(11).uniform(-4.6, 3.0, (2, params.NUM_FRAMES, params.NUM_BANDS))
+    return inputs.astype(np.float32), np.array([3, 7], dtype=np.int64)

@@ -1,11 +1,15 @@
 """VGGish weights: readers for every published format, the native format, synthesis, download, cache.
 
+Installing Google's official files (download, convert, verify with the smoke test) is
+:mod:`audioembed.weights_install`; the check itself is :mod:`audioembed.weights_check`. Both run audio, which
+this package knows nothing about.
+
 Every reader returns tensors keyed by their TF checkpoint name in TF layouts (``params.VARIABLES``),
 the canonical form the model loads. Formats are detected from a file's bytes, never its name.
 """
 
 from audioembed.vggish.weights.detect import FORMATS, detect_format
-from audioembed.vggish.weights.download import download_file, download_official
+from audioembed.vggish.weights.download import download_file
 from audioembed.vggish.weights.files import WeightsFile, file_sha256, read_weights
 from audioembed.vggish.weights.loaders import build_vggish, load_postprocessor, load_vggish
 from audioembed.vggish.weights.native import read_native, write_native
@@ -14,18 +18,14 @@ from audioembed.vggish.weights.resolve import cached_weights_path, home_dir, res
 from audioembed.vggish.weights.synthetic import synthesize_pca, synthesize_weights
 from audioembed.vggish.weights.tf_checkpoint import read_tf_checkpoint
 from audioembed.vggish.weights.torch_pickle import read_torch_file
-from audioembed.vggish.weights.verify import REFERENCE_STATISTICS, SmokeStatistics, verify_weights
 
 __all__ = [
     "FORMATS",
-    "REFERENCE_STATISTICS",
-    "SmokeStatistics",
     "WeightsFile",
     "build_vggish",
     "cached_weights_path",
     "detect_format",
     "download_file",
-    "download_official",
     "file_sha256",
     "home_dir",
     "load_postprocessor",
@@ -39,6 +39,5 @@ __all__ = [
     "resolve_weights",
     "synthesize_pca",
     "synthesize_weights",
-    "verify_weights",
     "write_native",
 ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from os import PathLike
 
 from audioembed.errors import WeightsFormatError
+from audioembed.nn.serialization import decode_versions
+from audioembed.nn.state_dict import StateDict, outdated_modules
 from audioembed.vggish import params
 from audioembed.vggish.model import VGGish
 from audioembed.vggish.postprocess import Postprocessor
@@ -47,13 +49,15 @@ def build_vggish(weights: WeightsFile, *, share_memory: bool = True) -> VGGish:
             "pass it as the PCA file instead"
         )
     model = VGGish(initialize=False)
-    if share_memory and weights.format == detect.NATIVE:
+    state = StateDict(weights.tensors, metadata=decode_versions(weights.metadata, source=str(weights.path)))
+    if share_memory and weights.format == detect.NATIVE and not outdated_modules(model, state):
         # Use the mapped views themselves, never a copy: read_native already checked every name, shape and
         # dtype, and pages shared with other processes are what keep a fleet of servers small.
         for key, parameter in model.named_parameters():
             parameter.data = weights.tensors[params.VARIABLES_BY_KEY[key].tf_name]
     else:
-        model.load_state_dict(weights.tensors)  # validates names, shapes and dtypes; copies
+        # Validates names, shapes and dtypes, upgrades layouts older than the classes' own; copies.
+        model.load_state_dict(state)
     model.eval()
     return model
 

@@ -2,9 +2,10 @@
 
 Optionally the PCA parameters ride along (``pca_eigen_vectors``, ``pca_means``, float64), and string
 metadata records the format version, the architecture, where the weights came from (file name and
-SHA-256) and whether they are synthetic. Files are written by the ``safetensors`` package; reading
-memory-maps the file and views each tensor in place, so loading takes milliseconds and processes
-that load the same file share its pages.
+SHA-256), whether they are synthetic, and the layout version of each module of the model
+(``module_versions``, see :mod:`audioembed.nn.serialization`; files from before it are version 1).
+Files are written by the ``safetensors`` package; reading memory-maps the file and views each tensor in
+place, so loading takes milliseconds and processes that load the same file share its pages.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ import numpy as np
 import safetensors.numpy
 
 from audioembed.errors import WeightsError, WeightsFormatError
+from audioembed.nn.serialization import VERSIONS_KEY
+from audioembed.nn.state_dict import module_versions
 from audioembed.vggish import params
+from audioembed.vggish.model import VGGish
 from audioembed.vggish.weights.pca import PCA_NAMES, check_pca
 
 FORMAT_VERSION = "1"  # bump when the layout or required metadata change
@@ -90,6 +94,8 @@ def write_native(
     if pca is not None:
         payload.update(check_pca(dict(pca), source="PCA parameters to write"))
     header = {**metadata, "format_version": FORMAT_VERSION, "architecture": ARCHITECTURE}
+    # The layouts these tensors are in: today's classes (a zero-weight model costs no memory until touched).
+    header[VERSIONS_KEY] = json.dumps(module_versions(VGGish(initialize=False)), sort_keys=True)
     header.setdefault("synthetic", "false")
     header["has_pca"] = "true" if pca is not None else "false"
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")

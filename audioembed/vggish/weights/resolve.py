@@ -7,6 +7,7 @@ fills it with one native file, ``vggish.safetensors``, holding the weights and t
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from os import PathLike
 from pathlib import Path
 
@@ -20,6 +21,10 @@ CACHE_FILE_NAME = "vggish.safetensors"  # converted weights + PCA, written by `a
 DOWNLOAD_COMMAND = "audioembed weights download"
 SYNTH_COMMAND = "audioembed weights synth --seed 0 -o {path}"  # README's offline alternative
 
+# Fetches and installs weights when none are found, returning the installed file. The pipeline passes
+# audioembed.weights_install.download_official (installing verifies with audio, unknown to this package).
+Downloader = Callable[[], Path]
+
 
 def home_dir() -> Path:
     """The cache directory: ``$AUDIOEMBED_HOME`` or ``~/.cache/audioembed`` (not created here)."""
@@ -32,10 +37,12 @@ def cached_weights_path() -> Path:
     return home_dir() / CACHE_FILE_NAME
 
 
-def resolve_weights(explicit: str | PathLike[str] | None = None, *, allow_download: bool = False) -> Path:
+def resolve_weights(
+    explicit: str | PathLike[str] | None = None, *, download: Downloader | None = None
+) -> Path:
     """Find the model weights.
 
-    Order: ``explicit``; ``$AUDIOEMBED_WEIGHTS``; the cache; a download when ``allow_download``.
+    Order: ``explicit``; ``$AUDIOEMBED_WEIGHTS``; the cache; ``download()`` when given (None: never download).
 
     Returns
     -------
@@ -48,20 +55,20 @@ def resolve_weights(explicit: str | PathLike[str] | None = None, *, allow_downlo
         An explicit path or the environment variable names a missing file, or nothing was found and
         downloading is not allowed; the message says which command or setting fixes it.
     """
-    return _resolve(explicit, WEIGHTS_ENV, "weights", "--weights PATH", allow_download)
+    return _resolve(explicit, WEIGHTS_ENV, "weights", "--weights PATH", download)
 
 
-def resolve_pca(explicit: str | PathLike[str] | None = None, *, allow_download: bool = False) -> Path:
-    """Find the PCA parameters: ``explicit``; ``$AUDIOEMBED_PCA``; the cache; a download if allowed.
+def resolve_pca(explicit: str | PathLike[str] | None = None, *, download: Downloader | None = None) -> Path:
+    """Find the PCA parameters: ``explicit``; ``$AUDIOEMBED_PCA``; the cache; ``download()`` when given.
 
     The cached native file holds the PCA parameters too, so the cache answer is the same file as
     :func:`resolve_weights`'.
     """
-    return _resolve(explicit, PCA_ENV, "PCA parameters", "--pca PATH", allow_download)
+    return _resolve(explicit, PCA_ENV, "PCA parameters", "--pca PATH", download)
 
 
 def _resolve(
-    explicit: str | PathLike[str] | None, env: str, what: str, flag: str, allow_download: bool
+    explicit: str | PathLike[str] | None, env: str, what: str, flag: str, download: Downloader | None
 ) -> Path:
     if explicit is not None:
         return _existing(Path(explicit).expanduser(), f"{what} file")
@@ -71,11 +78,9 @@ def _resolve(
     cached = cached_weights_path()
     if cached.is_file():
         return cached
-    if allow_download:
-        from audioembed.vggish.weights.download import download_official
-
+    if download is not None:
         try:
-            return download_official()
+            return download()
         except WeightsDownloadError as error:
             # The newcomer's path (`serve --allow-download`) offline: name the way to run without a network.
             raise WeightsDownloadError(

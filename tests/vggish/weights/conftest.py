@@ -95,6 +95,6 @@ def served_official(full_files):
 def synthetic_statistics(full_files):
     """Smoke-test statistics of the synthetic weights: what a verification of them must expect."""
     from audioembed.vggish import load_postprocessor, load_vggish
-    from audioembed.vggish.weights.verify import smoke_statistics
+    from audioembed.weights_check import smoke_statistics
 
     return smoke_statistics(load_vggish(full_files["native"]), load_postprocessor(full_files["native"]))

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from http_server import Behaviour, serve
 
-from audioembed import cli
-from audioembed.vggish.weights import download, read_weights, synthetic
+from audioembed import cli, weights_install
+from audioembed.vggish.weights import read_weights, synthetic
 from audioembed.vggish.weights.resolve import HOME_ENV
 
 
@@ -167,7 +167,7 @@ def test_download_from_a_mirror(tmp_path, capsys, monkeypatch):
         calls.append((home, options))
         return home / "vggish.safetensors"
 
-    monkeypatch.setattr(download, "download_official", fake_download_official)
+    monkeypatch.setattr(weights_install, "download_official", fake_download_official)
     home = tmp_path / "home"
     args = [
         "weights",

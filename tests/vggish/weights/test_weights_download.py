@@ -8,8 +8,9 @@ import pytest
 from http_server import Behaviour, serve
 
 from audioembed.errors import WeightsDownloadError, WeightsVerificationError
-from audioembed.vggish.weights import download_file, download_official, read_weights
+from audioembed.vggish.weights import download_file, read_weights
 from audioembed.vggish.weights.download import official_urls
+from audioembed.weights_install import download_official
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from audioembed.errors import WeightsFormatError, WeightsVerificationError
 from audioembed.vggish import Postprocessor, VGGish, load_postprocessor, load_vggish
 from audioembed.vggish.weights import build_vggish, read_weights
-from audioembed.vggish.weights.verify import (
+from audioembed.weights_check import (
     REFERENCE_STATISTICS,
     SmokeStatistics,
     check_statistics,

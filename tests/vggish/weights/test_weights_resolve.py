@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from audioembed.errors import WeightsFormatError, WeightsNotFoundError
-from audioembed.vggish.weights import download, resolve
+from audioembed.vggish.weights import resolve
 from audioembed.vggish.weights.resolve import cached_weights_path, home_dir, resolve_pca, resolve_weights
 
 
@@ -76,18 +76,17 @@ def test_a_v2_checkpoint_prefix_gets_the_v2_message(clean_env):
         resolve_weights(clean_env / "model.ckpt")
 
 
-def test_download_only_when_allowed(clean_env, monkeypatch):
+def test_download_only_when_a_downloader_is_given(clean_env):
     calls = []
 
     def fake_download():
         calls.append(True)
         return _file(cached_weights_path())
 
-    monkeypatch.setattr(download, "download_official", fake_download)
     with pytest.raises(WeightsNotFoundError):
-        resolve_weights(allow_download=False)
+        resolve_weights(download=None)
     assert calls == []
-    assert resolve_weights(allow_download=True) == cached_weights_path()
+    assert resolve_weights(download=fake_download) == cached_weights_path()
     assert calls == [True]
-    assert resolve_pca(allow_download=True) == cached_weights_path()  # now cached: no second download
+    assert resolve_pca(download=fake_download) == cached_weights_path()  # now cached: no second download
     assert calls == [True]

@@ -1,5 +1,8 @@
 """Check converted weights the way Google's ``vggish_smoke_test.py`` does, before trusting them.
 
+The check runs audio through the front-end *and* the model, so it lives here beside the pipeline rather than
+in :mod:`audioembed.vggish`, which knows no audio.
+
 A 3 s, 1 kHz sine at 16 kHz goes through the front-end, the model and the postprocessor; the mean
 and standard deviation of the raw and quantized embeddings must match the reference's within 10 %
 (the reference's own relative tolerance). Wrong layouts, a wrong flatten order or swapped tensors
@@ -13,9 +16,11 @@ from os import PathLike
 
 import numpy as np
 
+from audioembed.audio import waveform_to_examples
 from audioembed.errors import WeightsVerificationError
 from audioembed.vggish.model import VGGish
 from audioembed.vggish.postprocess import Postprocessor
+from audioembed.vggish.weights.loaders import load_postprocessor, load_vggish
 
 SIGNAL_SECONDS = 3  # the reference smoke test's signal: 3 s ...
 SIGNAL_HZ = 1000.0  # ... of a 1 kHz sine ...
@@ -53,8 +58,6 @@ def smoke_signal() -> np.ndarray:
 
 def smoke_statistics(model: VGGish, postprocessor: Postprocessor) -> SmokeStatistics:
     """Run the smoke signal through front-end, model and postprocessor; summarise the outputs."""
-    from audioembed.audio import waveform_to_examples  # the front-end sits beside the model, not below
-
     log_mel, _ = waveform_to_examples(smoke_signal(), SIGNAL_RATE_HZ)  # [3, 96, 64]
     raw = model(log_mel)  # [3, 128] float32
     quantized = postprocessor(raw)  # [3, 128] uint8
@@ -96,8 +99,6 @@ def verify_weights(
     WeightsVerificationError
         Naming every statistic off by more than ``rtol``, with measured and expected values.
     """
-    from audioembed.vggish.weights.loaders import load_postprocessor, load_vggish
-
     measured = smoke_statistics(load_vggish(weights), load_postprocessor(pca if pca is not None else weights))
     check_statistics(measured, expected, rtol=rtol, source=str(weights))
     return measured

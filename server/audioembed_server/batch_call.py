@@ -1,0 +1,116 @@
+"""``EmbedBatch``: many clips in one call, sharing model batches, each item with its own status.
+
+Every item is extracted and queued first, so items share model batches; then results are collected in
+order. Items go in waves that fit the queue: before queuing more, the call waits for its earlier items, so
+an accepted call never overflows the queue with its own items.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from concurrent.futures import wait as futures_wait
+from typing import Any
+
+import grpc
+import numpy as np
+
+from audioembed.errors import InvalidOptionError
+from audioembed_server.batcher import QueueFullError, RequestCancelledError, RequestExpiredError
+from audioembed_server.convert import RequestOptions, result_to_proto
+from audioembed_server.engine import Engine, check_deadline
+from audioembed_server.proto import embedding_service_pb2 as pb
+from audioembed_server.status import CallStats, status_for
+
+Outstanding = deque[tuple[Any, int]]  # (future, examples) queued by this call and not yet waited for
+
+
+def embed_batch(
+    engine: Engine,
+    request: pb.EmbedBatchRequest,
+    context: grpc.ServicerContext,
+    stats: CallStats,
+    *,
+    max_items: int,
+) -> pb.EmbedBatchResponse:
+    """Answer one ``EmbedBatch`` call; a failed item is that item's status, not the call's.
+
+    Raises
+    ------
+    InvalidOptionError
+        More than ``max_items`` items.
+    RequestCancelledError, RequestExpiredError
+        The whole call is gone (cancelled, or past its deadline): no point answering item by item.
+    """
+    count = len(request.items)
+    if count > max_items:
+        raise InvalidOptionError(f"EmbedBatch takes at most {max_items} items per call, got {count}")
+    check_deadline(context)
+    stats.extra["items"] = count
+    # Phase 1: extract every item and queue its examples.
+    pending: list[tuple[Any, Any, RequestOptions] | BaseException] = []
+    outstanding: Outstanding = deque()
+    for item in request.items:
+        try:
+            options = RequestOptions.from_proto(item.options, pca_loaded=engine.pca_loaded)
+            examples = engine.extract(item.audio, options, stats)
+            future = _submit_in_wave(engine, examples.log_mel, context, outstanding)
+            pending.append((examples, future, options))
+        except (RequestCancelledError, RequestExpiredError):
+            raise
+        except Exception as error:
+            pending.append(error)
+    # Phase 2: collect, in order.
+    response = pb.EmbedBatchResponse()
+    failed = 0
+    for entry in pending:
+        try:
+            if isinstance(entry, BaseException):
+                raise entry
+            examples, future, options = entry
+            raw, quantized = engine.wait(future, context, stats)
+            result = engine.embedder.make_result(examples, raw, quantized)
+            response.items.add(result=result_to_proto(result, output=options.output))
+            stats.examples += raw.shape[0]
+        except (RequestCancelledError, RequestExpiredError):
+            raise
+        except Exception as error:
+            mapped = status_for(error)
+            response.items.add(error=pb.Status(code=mapped.code.value[0], message=mapped.message))
+            failed += 1
+    stats.extra["failed_items"] = failed
+    return response
+
+
+def _submit_in_wave(
+    engine: Engine, log_mel: np.ndarray, context: grpc.ServicerContext, outstanding: Outstanding
+) -> Any:
+    """Queue one item once the call's earlier items leave it room; track its future.
+
+    Waits (oldest first) for earlier items of the same call while they and this item together would
+    exceed the queue, and again if the queue is full of other calls' work while ours is outstanding.
+    An item is refused for queue space only when none of this call's items is left to wait for.
+    """
+    count = int(log_mel.shape[0])
+    capacity = engine.batcher.max_queued
+    while outstanding and sum(n for _, n in outstanding) + count > capacity:
+        _settle_oldest(outstanding, context)
+    while True:
+        try:
+            future = engine.submit(log_mel, context)
+            break
+        except QueueFullError:
+            if not outstanding or count > capacity:
+                raise
+            _settle_oldest(outstanding, context)
+    if future is not None:
+        outstanding.append((future, count))
+    return future
+
+
+def _settle_oldest(outstanding: Outstanding, context: grpc.ServicerContext) -> None:
+    """Wait until the oldest outstanding item's future resolves (its outcome is read later, in order)."""
+    future, _ = outstanding.popleft()
+    remaining = context.time_remaining()
+    futures_wait([future], timeout=None if remaining is None else max(remaining, 0.0))
+    if not future.done():  # the caller's deadline passed first
+        raise RequestExpiredError("deadline expired while waiting for earlier items of the batch")
