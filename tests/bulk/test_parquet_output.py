@@ -22,14 +22,15 @@ def corpus(tmp_path_factory):
     return make_corpus(tmp_path_factory.mktemp("corpus"))
 
 
-def expected_results(corpus, weights):
+@pytest.fixture(scope="module")
+def expected(corpus, synthetic_weights):
     """What the local engine computes for each clip, unit by unit (the default unit holds all 10 files)."""
     files = [file for file in expand_inputs([str(corpus)]) if file.path.name != BROKEN]
-    results = Embedder(weights).embed_many([file.path for file in files])
+    results = Embedder(synthetic_weights).embed_many([file.path for file in files])
     return {str(file.relative_name): result for file, result in zip(files, results, strict=True)}
 
 
-def test_per_input_rows_hold_every_input_once_with_provenance(corpus, tmp_path, synthetic_weights):
+def test_per_input_rows_hold_every_input_once_with_provenance(corpus, expected, tmp_path, synthetic_weights):
     out = tmp_path / "emb.parquet"
     assert embed(str(corpus), "-o", str(out), "--weights", str(synthetic_weights), "-q") == 1  # one broken
     table = read_parquet_directory(out)
@@ -38,7 +39,7 @@ def test_per_input_rows_hold_every_input_once_with_provenance(corpus, tmp_path, 
     rows = {row["name"]: row for row in table.to_pylist()}
     assert BROKEN in rows["0-broken"]["path"] and rows["0-broken"]["error"]
     assert rows["0-broken"]["embedding"] is None and rows["0-broken"]["num_examples"] == 0
-    for name, result in expected_results(corpus, synthetic_weights).items():
+    for name, result in expected.items():
         row = rows[name]
         assert row["error"] is None and row["num_examples"] == result.num_examples
         np.testing.assert_array_equal(as_matrix(row["embedding"], np.float32), result.embeddings)
@@ -52,12 +53,11 @@ def test_per_input_rows_hold_every_input_once_with_provenance(corpus, tmp_path, 
     assert metadata["option_hop_seconds"] == "0.96" and metadata["option_resampler"] == "reference"
 
 
-def test_per_window_rows_and_raw_kind(corpus, tmp_path, synthetic_weights):
+def test_per_window_rows_and_raw_kind(corpus, expected, tmp_path, synthetic_weights):
     out = tmp_path / "win.parquet"
     args = ["--parquet-rows", "per-window", "--kind", "raw", "--weights", str(synthetic_weights), "-q"]
     assert embed(str(corpus), "-o", str(out), *args) == 1
     table = read_parquet_directory(out)
-    expected = expected_results(corpus, synthetic_weights)
     assert table.num_rows == sum(r.num_examples for r in expected.values()) + 1  # + the broken file's row
     for name, result in expected.items():
         rows = [row for row in table.to_pylist() if row["name"] == name]
