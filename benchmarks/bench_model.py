@@ -7,10 +7,15 @@ not the absolute rates, on a shared machine. The ONNX graph is built from the sa
 ``onnx.helper`` API (no torch); ONNX Runtime is skipped when ``onnx``/``onnxruntime`` are not installed
 (they are dev-only: ``pip install onnx onnxruntime``).
 
+Ours loads the weights as the product does (``--load mmap``, default): written once as a native file, then
+memory-mapped, the parameters being read-only views of the mapping (``--load copy``: generated in the child
+and copied into a new model, as before). Pages of the mapping count in RSS once touched.
+
 Peak RSS: the kernel's peak counter is reset once the engine is loaded (weights in memory, graph built), then
 batch 64 runs 3 times; the figure is the high-water mark of that phase, everything the process holds included.
 
     python benchmarks/bench_model.py [--batches 1 8 32 64] [--rounds 3] [--runs 5] [--engines ours ort]
+                                     [--load mmap|copy]
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,13 +49,34 @@ ENGINES = ("ours", "ort")
 RSS_BATCH = 64
 
 
-def load_ours() -> Callable[[np.ndarray], np.ndarray]:
-    """VGGish from the package, in eval mode: its forward dispatches to the fused plans."""
+def load_ours(weights_file: str | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """VGGish from the package, in eval mode: its forward dispatches to the fused plans.
+
+    With ``weights_file`` (a native file of the same seeded weights) it loads as the product does
+    (``audioembed embed``, the server): parameters are read-only views of the memory-mapped file. Without,
+    the weights are generated in the process and copied into a freshly built model (``--load copy``).
+    """
+    if weights_file is not None:
+        from audioembed.vggish.weights import load_vggish
+
+        return load_vggish(weights_file)
     from audioembed.vggish import VGGish
 
     model = VGGish()
     model.load_state_dict(he_weights(0))
     return model.eval()
+
+
+def write_weights_file(directory: str) -> str:
+    """The seeded weights as a native (safetensors) file in ``directory``, the format the product maps."""
+    from audioembed.vggish import params
+    from audioembed.vggish.weights import write_native
+
+    state = he_weights(0)
+    tensors = {v.tf_name: state[v.key] for v in params.VARIABLES}
+    path = Path(directory) / "bench-weights.safetensors"
+    write_native(path, tensors, metadata={"source_file": "he_weights(0)", "synthetic": "true"})
+    return str(path)
 
 
 def load_ort() -> Callable[[np.ndarray], np.ndarray]:
@@ -110,8 +137,8 @@ def load_ort() -> Callable[[np.ndarray], np.ndarray]:
     return lambda x: session.run([output], {"x": x})[0]
 
 
-def child(engine: str, batches: list[int], runs: int, rss: bool) -> dict:
-    forward = load_ours() if engine == "ours" else load_ort()
+def child(engine: str, batches: list[int], runs: int, rss: bool, weights_file: str | None) -> dict:
+    forward = load_ours(weights_file) if engine == "ours" else load_ort()
     gc.collect()
     result: dict = {"engine": engine, "loaded_rss_mib": rss_mib("VmRSS")}
     if rss:
@@ -132,9 +159,10 @@ def child(engine: str, batches: list[int], runs: int, rss: bool) -> dict:
     return result
 
 
-def spawn(engine: str, batches: list[int], runs: int, rss: bool) -> dict:
+def spawn(engine: str, batches: list[int], runs: int, rss: bool, weights_file: str | None) -> dict:
     command = [sys.executable, str(Path(__file__).resolve()), "--child", engine, "--runs", str(runs)]
     command += ["--batches", *map(str, batches)] + (["--rss"] if rss else [])
+    command += ["--weights-file", weights_file] if weights_file else []
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
@@ -150,11 +178,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating ours/ORT child pairs")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per batch size in a child (≥ 5)")
     parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
+    parser.add_argument(
+        "--load",
+        choices=("mmap", "copy"),
+        default="mmap",
+        help="ours: a memory-mapped native file, as the product loads (default), or copies in memory",
+    )
     parser.add_argument("--child", choices=ENGINES, help=argparse.SUPPRESS)
+    parser.add_argument("--weights-file", help=argparse.SUPPRESS)
     parser.add_argument("--rss", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.batches, args.runs, args.rss)))
+        print(json.dumps(child(args.child, args.batches, args.runs, args.rss, args.weights_file)))
         return
     if args.runs < 5:
         parser.error(f"--runs must be at least 5, got {args.runs}")
@@ -165,15 +200,22 @@ def main() -> None:
         print("onnx / onnxruntime not installed: measuring ours only")
         engines.remove("ort")
 
-    rounds: list[dict[str, dict]] = []
-    for index in range(args.rounds):
-        order = engines if index % 2 == 0 else engines[::-1]  # alternate who goes first
-        rounds.append({engine: spawn(engine, args.batches, args.runs, rss=False) for engine in order})
-    memory = {engine: spawn(engine, [RSS_BATCH], args.runs, rss=True) for engine in engines}
+    with tempfile.TemporaryDirectory(prefix="bench-model-") as directory:
+        weights_file = write_weights_file(directory) if args.load == "mmap" else None
+
+        def run(engine: str, batches: list[int], rss: bool) -> dict:
+            return spawn(engine, batches, args.runs, rss, weights_file if engine == "ours" else None)
+
+        rounds: list[dict[str, dict]] = []
+        for index in range(args.rounds):
+            order = engines if index % 2 == 0 else engines[::-1]  # alternate who goes first
+            rounds.append({engine: run(engine, args.batches, rss=False) for engine in order})
+        memory = {engine: run(engine, [RSS_BATCH], rss=True) for engine in engines}
 
     print(
         f"VGGish forward, {MODEL_FLOPS / 1e9:.4f} GFLOP/example; {args.rounds} round(s), one child per engine"
     )
+    print(f"ours loads its weights by {args.load}; load average {os.getloadavg()[0]:.2f} (1 min) at the end")
     print(f"each child: median of ≥ {args.runs} timed runs per batch after a warm-up\n")
     header = f"{'batch':>5}" + "".join(f"{e + ' ex/s':>14}" for e in engines)
     if "ort" in engines and "ours" in engines:

@@ -25,6 +25,7 @@ import numpy as np
 
 from audioembed.errors import InvalidOptionError, ShapeError
 from audioembed.nn.fused_layers import Layer, PatchLayer, Scratch, WinogradLayer
+from audioembed.nn.pages import release_pages
 from audioembed.nn.threads import WorkerPool, blas_threads
 
 DEFAULT_SCRATCH_BYTES = 16 * 2**20  # per worker: big enough for ≥ 4 conv2 images, small enough for L3 / RSS
@@ -40,7 +41,7 @@ MIN_ITEMS_PER_WORKER = 2  # image chunks per worker and stage, when the batch ha
 class _Stage:
     layers: list[Layer]
     chunk: int  # most images per work item, from the scratch budget
-    inner: list[list[np.ndarray]]  # per worker: padded buffers between the stage's layers
+    inner: list[tuple[int, int, int]]  # (H, W, C) of a work item's padded buffers (_inner_buffers)
     split_max: int  # most images the channel-split mode takes, from the scratch budget
     tiles_per_image: int  # of the stage's first Winograd layer (0 without one)
     shapes: list[tuple[int, int, int]]  # (H, W, C) of the stage's input and of each inner activation
@@ -88,28 +89,46 @@ class ConvStackPlan:
         h, w, c = (int(v) for v in input_shape)
         self.input_shape = (h, w, c)
         built: list[Layer] = []
-        for index, (weight, bias, pool) in enumerate(layers):
-            weight = np.asarray(weight)
-            bias = np.array(bias, dtype=np.float32)  # a copy: the plan is a snapshot of the weights
-            if weight.shape[:3] != (3, 3, c) or weight.ndim != 4:
-                raise ShapeError(f"layer {index}: expected a [3, 3, {c}, Cout] kernel, got {weight.shape}")
-            if bias.shape != (weight.shape[3],):
-                raise ShapeError(f"layer {index}: bias must be ({weight.shape[3]},), got {bias.shape}")
-            if pool and (h % 2 or w % 2):
-                raise ShapeError(f"layer {index}: 2×2 pooling needs even height and width, got {(h, w)}")
-            if c <= _PATCH_MAX_CHANNELS:
-                layer: Layer = PatchLayer(weight, bias, bool(pool), h, w)
-            else:
-                layer = WinogradLayer(weight, bias, bool(pool), h, w, tile)
-            built.append(layer)
-            (h, w), c = layer.out_hw, layer.cout
+        # The weight transforms are small float64 GEMMs: with OpenBLAS's own threads they spin-wait on a busy
+        # machine (measured 10x slower), and start-up time is part of every `audioembed embed` run.
+        with blas_threads(1):
+            for index, (weight, bias, pool) in enumerate(layers):
+                built.append(self._build_layer(index, weight, bias, pool, h, w, c, tile))
+                (h, w), c = built[-1].out_hw, built[-1].cout
         self.output_shape = (h, w, c)
         self.pool = WorkerPool(num_workers)
         self._lock = threading.Lock()
         self._stages = self._make_stages(built, scratch_bytes)
         self._scratch = [Scratch() for _ in range(self.pool.num_workers)]
+        # One arena per worker for the padded buffers inside a stage, shared by all stages (they run one
+        # after the other): sized for the largest stage instead of the sum of them.
+        self._inner_size = max(
+            stage.chunk * sum((h + 2) * (w + 2) * c for h, w, c in stage.inner) for stage in self._stages
+        )
+        self._inner = [np.empty(0, np.float32) for _ in range(self.pool.num_workers)]
         self._between: list[np.ndarray] = []  # padded full-batch buffers between stages
         self._shared = np.empty(0, np.float32)  # a channel-split layer's input transform, read by all workers
+
+    @staticmethod
+    def _build_layer(
+        index: int, weight: np.ndarray, bias: np.ndarray, pool: bool, h: int, w: int, c: int, tile: int
+    ) -> Layer:
+        weight = np.asarray(weight)
+        bias = np.array(bias, dtype=np.float32)  # a copy: the plan is a snapshot of the weights
+        if weight.shape[:3] != (3, 3, c) or weight.ndim != 4:
+            raise ShapeError(f"layer {index}: expected a [3, 3, {c}, Cout] kernel, got {weight.shape}")
+        if bias.shape != (weight.shape[3],):
+            raise ShapeError(f"layer {index}: bias must be ({weight.shape[3]},), got {bias.shape}")
+        if pool and (h % 2 or w % 2):
+            raise ShapeError(f"layer {index}: 2×2 pooling needs even height and width, got {(h, w)}")
+        if c <= _PATCH_MAX_CHANNELS:
+            layer: Layer = PatchLayer(weight, bias, bool(pool), h, w)
+        else:
+            layer = WinogradLayer(weight, bias, bool(pool), h, w, tile)
+        # Kernels mapped from a weights file: the plan has transformed them, so their pages leave the
+        # resident set (only tiny batches read them again; they fault back in from the page cache).
+        release_pages(weight)
+        return layer
 
     def _make_stages(self, layers: list[Layer], scratch_bytes: int) -> list[_Stage]:
         # A stage ends at a pooling layer (activations shrink 4×); a patch layer joins the following stage
@@ -134,7 +153,10 @@ class ConvStackPlan:
             shapes += [(*layer.out_hw, layer.cout) for layer in group[:-1]]
             tiles = winograd[0].th * winograd[0].tw if winograd else 0
             split_max = max(workers - 1, scratch_bytes // split_per_image)
-            stages.append(_Stage(group, chunk, [[] for _ in range(workers)], split_max, tiles, shapes))
+            # A work item's padded buffers: its input when the stage reads the caller's (unpadded) array,
+            # then the output of every layer but the last (which writes into the next stage's buffer).
+            inner = ([shapes[0]] if not stages else []) + shapes[1:]
+            stages.append(_Stage(group, chunk, inner, split_max, tiles, shapes))
         return stages
 
     @property
@@ -190,7 +212,7 @@ class ConvStackPlan:
                 for size, (h, w, c) in zip(sizes, stage.shapes, strict=True)
             ]
         if first:
-            stage.split[0][:n, 1:-1, 1:-1] = src
+            np.copyto(stage.split[0][:n, 1:-1, 1:-1], src)
             src = stage.split[0][:n]
         for k, layer in enumerate(stage.layers):
             last = k == len(stage.layers) - 1
@@ -254,11 +276,11 @@ class ConvStackPlan:
 
         def work(worker: int, span: tuple[int, int]) -> None:
             lo, hi = span
-            buffers = self._inner_buffers(stage, worker, first)
             count = hi - lo
+            buffers = self._inner_buffers(stage, worker, count)
             if first:
-                padded = buffers[0][:count]
-                padded[:, 1:-1, 1:-1] = src[lo:hi]
+                padded = buffers[0]
+                np.copyto(padded[:, 1:-1, 1:-1], src[lo:hi])
                 current = padded
             else:
                 current = src[lo:hi]
@@ -267,20 +289,28 @@ class ConvStackPlan:
                     target = dst[lo:hi]
                     layer.run(current, target, self._scratch[worker])
                 else:
-                    nxt = buffers[k + 1][:count]
+                    nxt = buffers[k + 1 if first else k]
                     layer.run(current, nxt[:, 1:-1, 1:-1], self._scratch[worker])
                     current = nxt
 
         self.pool.run(work, spans)
 
-    def _inner_buffers(self, stage: _Stage, worker: int, first: bool) -> list[np.ndarray]:
-        buffers = stage.inner[worker]
-        if not buffers:
-            layer0 = stage.layers[0]
-            shapes = [(layer0.h, layer0.w, layer0.cin)] if first else [(0, 0, 0)]
-            shapes += [(*layer.out_hw, layer.cout) for layer in stage.layers[:-1]]
-            for h, w, c in shapes:
-                buffers.append(np.zeros((stage.chunk, h + 2, w + 2, c), dtype=np.float32))
+    def _inner_buffers(self, stage: _Stage, worker: int, count: int) -> list[np.ndarray]:
+        """The padded buffers of one work item of ``count`` images, carved from the worker's arena.
+
+        The arena is shared by the stages, so the zero borders (the padding the next layer reads) are
+        zeroed again here; the interiors are overwritten by the layers.
+        """
+        if self._inner[worker].size < self._inner_size:
+            self._inner[worker] = np.empty(self._inner_size, dtype=np.float32)
+        arena, offset, buffers = self._inner[worker], 0, []
+        for h, w, c in stage.inner:
+            size = count * (h + 2) * (w + 2) * c
+            buffer = arena[offset : offset + size].reshape(count, h + 2, w + 2, c)
+            offset += size
+            for border in (buffer[:, 0], buffer[:, -1], buffer[:, 1:-1, 0], buffer[:, 1:-1, -1]):
+                border.fill(0.0)
+            buffers.append(buffer)
         return buffers
 
     def release_buffers(self) -> None:
@@ -288,8 +318,8 @@ class ConvStackPlan:
         with self._lock:
             self._between, self._shared = [], np.empty(0, np.float32)
             self._scratch = [Scratch() for _ in range(self.pool.num_workers)]
+            self._inner = [np.empty(0, np.float32) for _ in range(self.pool.num_workers)]
             for stage in self._stages:
-                stage.inner = [[] for _ in range(self.pool.num_workers)]
                 stage.split = []
 
     def close(self) -> None:

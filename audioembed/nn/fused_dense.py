@@ -15,9 +15,10 @@ from audioembed.errors import InvalidOptionError, ShapeError
 from audioembed.nn.threads import WorkerPool, blas_threads
 
 # Up to this many rows, one matrix-vector product per row beats one GEMM: OpenBLAS's GEMM repacks the whole
-# weight on every call (fc1_1: 201 MB), which for 2-4 rows costs more than streaming the weight once per row
-# (measured, fc1_1, one thread: 2 rows 28 vs 75 ms, 4 rows 63 vs 80 ms; 8 rows 125 vs 95 ms).
-GEMV_MAX_ROWS = 4
+# weight on every call (fc1_1: 201 MB), which for 2-3 rows costs more than streaming the weight once per row.
+# Measured, fc1_1 alone, one thread, quiet: 2 rows 13.9 vs 16.1 ms, 4 rows 37.8 vs 14.3 ms; the whole dense
+# stack, two workers, same run under load: 2 rows 34 vs 46 ms, 3 rows 50 vs 53 ms, 4 rows 66 vs 44 ms.
+GEMV_MAX_ROWS = 3
 BLOCKS_PER_WORKER = 4  # column blocks per worker and layer
 MIN_BLOCK = 64  # narrowest column block (fc2's 128 columns: two blocks)
 
@@ -70,7 +71,7 @@ class DensePlan:
     def _layer(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray, relu: bool) -> np.ndarray:
         gemv = 0 < x.shape[0] <= GEMV_MAX_ROWS
         out = (self._gemv_layer if gemv else self._gemm_layer)(x, weight)
-        out += bias
+        np.add(out, bias, out=out)
         if relu:
             np.maximum(out, 0.0, out=out)
         return out
@@ -86,7 +87,7 @@ class DensePlan:
 
         def work(_worker: int, span: tuple[int, int]) -> None:
             lo, hi = span
-            out[:, lo:hi] = x @ weight[:, lo:hi]  # [N, hi - lo]
+            np.matmul(x, weight[:, lo:hi], out=out[:, lo:hi])  # [N, hi - lo]
 
         self.pool.run(work, spans)
         return out
@@ -103,7 +104,7 @@ class DensePlan:
         def work(_worker: int, index: int) -> None:
             lo, hi = spans[index]
             for i, row in enumerate(x):
-                partial[index, i] = row[lo:hi] @ weight[lo:hi]  # GEMV on a contiguous slab: [out]
+                np.matmul(row[lo:hi], weight[lo:hi], out=partial[index, i])  # GEMV on a contiguous slab
 
         self.pool.run(work, range(len(spans)))
         return partial.sum(axis=0)  # [N, out]

@@ -99,7 +99,7 @@ class PatchLayer(Layer):
         np.copyto(pooled, phases[:, 0])
         for k in range(1, s * s):
             np.maximum(pooled, phases[:, k], out=pooled)
-        pooled += self.bias
+        np.add(pooled, self.bias, out=pooled)
         np.maximum(pooled.reshape(n, ho, wo, self.cout), 0.0, out=dst)
 
 
@@ -203,7 +203,7 @@ class WinogradLayer(Layer):
                     np.maximum(out[:, 0::2, 0::2], out[:, 0::2, 1::2]),
                     np.maximum(out[:, 1::2, 0::2], out[:, 1::2, 1::2]),
                 )
-            out += bias
+            np.add(out, bias, out=out)
             np.maximum(out, 0.0, out=dst)
             return
         v = v.reshape(a2, t, self.cin)
@@ -218,13 +218,13 @@ class WinogradLayer(Layer):
             np.maximum(members[0], members[1], out=pooled)
             np.maximum(pooled, members[2], out=pooled)
             np.maximum(pooled, members[3], out=pooled)
-            pooled += bias
+            np.add(pooled, bias, out=pooled)
             half = m // 2
             # [wr, wc, n, th, tw, C] → the output pixel (th·half + wr, tw·half + wc)
             planes = pooled.reshape(half, half, n, th, tw, cout).transpose(2, 3, 0, 4, 1, 5)
             np.maximum(planes, 0.0, out=split_hw(dst, half, half))
         else:
             y3 = y.reshape(m * m, t, cout)
-            y3 += bias
+            np.add(y3, bias, out=y3)
             planes = y3.reshape(m, m, n, th, tw, cout).transpose(2, 3, 0, 4, 1, 5)  # [n, th, r, tw, c, C]
             np.maximum(planes, 0.0, out=split_hw(dst, m, m))

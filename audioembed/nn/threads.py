@@ -20,6 +20,8 @@ from audioembed.errors import InvalidOptionError
 
 T = TypeVar("T")
 
+THREADS_ENV = "AUDIOEMBED_NUM_THREADS"  # overrides the worker count of the fused engine (a positive int)
+
 _blas_lock = threading.Lock()
 _blas_state: dict[str, Any] = {"depth": 0, "saved": None, "controllers": None}
 
@@ -30,6 +32,30 @@ def available_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def default_workers() -> int:
+    """Worker threads of a plan built without an explicit count.
+
+    ``$AUDIOEMBED_NUM_THREADS`` when set (e.g. one per container CPU quota, which the affinity mask does
+    not show), else :func:`available_cpus`: the CPUs this process may run on, so a process pinned by
+    ``taskset`` / cgroup cpusets to a few cores of a big machine starts only that many workers.
+
+    Raises
+    ------
+    InvalidOptionError
+        The variable is set to anything but a positive integer.
+    """
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return available_cpus()
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise InvalidOptionError(f"${THREADS_ENV} must be a positive integer, got {value!r}")
+    return count
 
 
 def _blas_controllers() -> list[Any]:
@@ -82,12 +108,13 @@ class WorkerPool:
     Parameters
     ----------
     num_workers : int or None
-        Total workers including the calling thread; default: the CPUs available to this process.
+        Total workers including the calling thread; default: :func:`default_workers` (the CPUs available
+        to this process, or ``$AUDIOEMBED_NUM_THREADS``).
     """
 
     def __init__(self, num_workers: int | None = None) -> None:
         if num_workers is None:
-            num_workers = available_cpus()
+            num_workers = default_workers()
         if not isinstance(num_workers, int) or num_workers < 1:
             raise InvalidOptionError(f"num_workers must be a positive int, got {num_workers!r}")
         self.num_workers = num_workers

@@ -10,7 +10,7 @@ from fast_reference import conv_stack, random_conv_layers, relative_error
 from naive import naive_conv2d, naive_max_pool2d, naive_relu
 
 from audioembed.errors import InvalidOptionError, ShapeError
-from audioembed.nn import fused_layers
+from audioembed.nn import fused, fused_layers
 from audioembed.nn.fused import ConvStackPlan
 from audioembed.nn.fused_dense import GEMV_MAX_ROWS, DensePlan
 
@@ -49,6 +49,21 @@ def test_buffers_are_reused_correctly_across_batch_sizes(vggish_layers, vggish_p
     assert relative_error(vggish_plan(small), conv_stack(small, vggish_layers)) <= TOLERANCE
     np.testing.assert_array_equal(vggish_plan(big), first)  # deterministic: same chunks, same order of sums
     assert vggish_plan(big[:0]).shape == (0, 6, 4, 512)
+
+
+def test_stages_share_padded_buffers_and_rezero_their_borders(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two stages run by images (SPLIT_TILES = 0) share each worker's arena of padded buffers: the second
+    # stage's buffer lies where the first stage wrote activations, so its zero border must be restored.
+    monkeypatch.setattr(fused, "SPLIT_TILES", 0)
+    rng = np.random.default_rng(11)
+    layers = random_conv_layers(rng, [1, 8, 16, 16, 16], [True, True, False, True])
+    plan = ConvStackPlan(layers, input_shape=(16, 16, 1), num_workers=2, scratch_bytes=1)
+    try:
+        for batch in (5, 3, 5):
+            x = rng.standard_normal((batch, 16, 16)).astype(np.float32)
+            assert relative_error(plan(x), conv_stack(x[..., None], layers)) <= TOLERANCE
+    finally:
+        plan.close()
 
 
 @pytest.mark.parametrize("num_workers", [1, 2, 3])

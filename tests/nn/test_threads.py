@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
 from threadpoolctl import threadpool_info
 
 from audioembed.errors import InvalidOptionError
-from audioembed.nn.threads import WorkerPool, available_cpus, blas_threads
+from audioembed.nn.threads import THREADS_ENV, WorkerPool, available_cpus, blas_threads, default_workers
 
 
 def _blas_thread_counts() -> list[int]:
@@ -62,10 +65,41 @@ def test_bad_worker_count(bad) -> None:
         WorkerPool(bad)
 
 
-def test_default_worker_count_is_available_cpus() -> None:
+def test_default_worker_count_is_available_cpus(monkeypatch) -> None:
+    monkeypatch.delenv(THREADS_ENV, raising=False)
     pool = WorkerPool()
     assert pool.num_workers == available_cpus() >= 1
     pool.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs Linux CPU affinity")
+def test_default_worker_count_follows_the_affinity_mask() -> None:
+    # A real child process pinned to one CPU (as taskset or a cpuset would): its plans get one worker.
+    code = (
+        "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+        "from audioembed.nn.threads import WorkerPool; print(WorkerPool().num_workers)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != THREADS_ENV}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip() == "1"
+
+
+def test_worker_count_env_override(monkeypatch) -> None:
+    monkeypatch.setenv(THREADS_ENV, " 3 ")
+    assert default_workers() == 3
+    pool = WorkerPool()
+    assert pool.num_workers == 3
+    pool.close()
+    assert WorkerPool(1).num_workers == 1  # an explicit count wins over the variable
+
+
+@pytest.mark.parametrize("bad", ["0", "-2", "two", "1.5"])
+def test_worker_count_env_bad_value(monkeypatch, bad) -> None:
+    monkeypatch.setenv(THREADS_ENV, bad)
+    with pytest.raises(
+        InvalidOptionError, match=f"AUDIOEMBED_NUM_THREADS must be a positive integer, got {bad!r}"
+    ):
+        WorkerPool()
 
 
 def test_blas_threads_limits_and_restores_even_when_nested() -> None:

@@ -64,8 +64,20 @@ def test_transform_weights_shape_and_values() -> None:
 def test_transform_weights_in_blocks_gives_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
     weight = np.random.default_rng(5).standard_normal((3, 3, 5, 7)).astype(np.float32)
     whole = transform_weights(weight)
-    monkeypatch.setattr(winograd, "_TRANSFORM_BLOCK_ELEMENTS", 10)  # 2 output channels per block
+    monkeypatch.setattr(winograd, "_TRANSFORM_BLOCK_ELEMENTS", 10)  # blocks of 10 (Cin, Cout) pairs
     np.testing.assert_array_equal(transform_weights(weight), whole)
+
+
+def test_transform_of_a_non_contiguous_kernel() -> None:
+    weight = np.random.default_rng(6).standard_normal((3, 3, 8, 6)).astype(np.float32)
+    view = weight[:, :, ::2, 1:4]  # every other input channel, three output channels
+    np.testing.assert_array_equal(transform_weights(view), transform_weights(np.ascontiguousarray(view)))
+
+
+def test_winograd_matrices_are_private_copies() -> None:
+    G = winograd_matrices(4)[1]
+    G[:] = 0.0  # the caller's copy; the cached matrices the kernels use stay intact
+    np.testing.assert_array_equal(winograd_matrices(4)[1][0], [1.0, 0.0, 0.0])
 
 
 @pytest.mark.parametrize("shape", [(3, 3, 4), (3, 5, 4, 2), (2, 3, 3, 4, 4)])

@@ -8,8 +8,9 @@ Every reader returns tensors keyed by their TF checkpoint name in TF layouts (``
 the canonical form the model loads. Formats are detected from a file's bytes, never its name.
 """
 
+from typing import Any
+
 from audioembed.vggish.weights.detect import FORMATS, detect_format
-from audioembed.vggish.weights.download import download_file
 from audioembed.vggish.weights.files import WeightsFile, file_sha256, read_weights
 from audioembed.vggish.weights.loaders import build_vggish, load_postprocessor, load_vggish
 from audioembed.vggish.weights.native import read_native, write_native
@@ -41,3 +42,13 @@ __all__ = [
     "synthesize_weights",
     "write_native",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The downloader pulls in ssl, urllib and http.client (~7 MiB) that a process serving a local file never
+    # needs: imported on first use (PEP 562) instead of with every model load.
+    if name == "download_file":
+        from audioembed.vggish.weights.download import download_file
+
+        return download_file
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
