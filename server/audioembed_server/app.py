@@ -34,7 +34,7 @@ from audioembed_server.servicer import SERVICE_NAME, EmbeddingServicer
 
 EmbedderFactory = Callable[[], Any]
 HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name  # "grpc.health.v1.Health"
-SHUTDOWN_SETTLE_SECONDS = 0.1  # no RPC running for this long = nothing accepted is still waiting
+SHUTDOWN_SETTLE_SECONDS = 0.1  # no RPC running or queued for this long: gRPC's poller has handed over all
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -57,6 +57,42 @@ def default_embedder_factory(config: ServerConfig) -> EmbedderFactory:
     return build
 
 
+class CountingPool(futures.ThreadPoolExecutor):
+    """The RPC handler pool, counting calls gRPC has accepted that still wait for a thread.
+
+    Graceful shutdown must not cut the grace period short while any exist. Found by SIGTERM under load:
+    with every thread busy, a call accepted but not yet started saw no RPC in flight for a moment and was
+    cancelled ("Cancelling all calls") instead of answered.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._waiting = 0
+        self._waiting_lock = threading.Lock()
+
+    @property
+    def waiting(self) -> int:
+        """Tasks submitted and not started."""
+        with self._waiting_lock:
+            return self._waiting
+
+    def _count(self, delta: int) -> None:
+        with self._waiting_lock:
+            self._waiting += delta
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> futures.Future:
+        def started(*call_args: Any, **call_kwargs: Any) -> Any:
+            self._count(-1)
+            return fn(*call_args, **call_kwargs)
+
+        self._count(+1)
+        try:
+            return super().submit(started, *args, **kwargs)
+        except BaseException:
+            self._count(-1)  # refused (the pool is shut down): it will never start
+            raise
+
+
 def _grpc_options(config: ServerConfig) -> list[tuple[str, Any]]:
     return [
         ("grpc.max_receive_message_length", config.max_receive_message_bytes),
@@ -65,7 +101,9 @@ def _grpc_options(config: ServerConfig) -> list[tuple[str, Any]]:
         ("grpc.keepalive_timeout_ms", 20_000),  # ... and dropped when a ping goes unanswered for 20 s
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),  # tolerate client keepalives >= 10 s
-        ("grpc.so_reuseport", 0),  # a port already in use is an error, not silently shared
+        # A port already in use is an error, not silently shared, except between the processes of one
+        # `serve --processes N` (see multiprocess.py), which share it on purpose.
+        ("grpc.so_reuseport", 1 if config.processes > 1 else 0),
     ]
 
 
@@ -89,8 +127,9 @@ class EmbeddingServer:
         )
         self.servicer = EmbeddingServicer(config, self.metrics)
         interceptors = [TokenAuthInterceptor(config.token, self.metrics)] if config.token else []
+        self.rpc_pool = CountingPool(max_workers=config.workers, thread_name_prefix="audioembed-rpc")
         self.server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="audioembed-rpc"),
+            self.rpc_pool,
             interceptors=interceptors,
             options=_grpc_options(config),
             maximum_concurrent_rpcs=config.max_concurrent_rpcs,
@@ -209,12 +248,12 @@ class EmbeddingServer:
         started = time.perf_counter()
         done = self.server.stop(grace)  # refuses new RPCs from now on; in-flight ones continue
         # Health Watch streams never end by themselves and would hold the full grace period: once no
-        # embedding RPC has been running for a moment (so an accepted call still waiting for a worker
-        # thread has had time to start), cut the grace short: a smaller grace in a second call wins.
+        # embedding RPC has been running and no accepted call has been waiting for a thread for a moment,
+        # cut the grace short: a smaller grace in a second call wins.
         deadline = time.monotonic() + grace
         idle_since = None
         while time.monotonic() < deadline:
-            if self.servicer.in_flight > 0:
+            if self.servicer.in_flight > 0 or self.rpc_pool.waiting > 0:
                 idle_since = None
             elif idle_since is None:
                 idle_since = time.monotonic()

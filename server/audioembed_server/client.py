@@ -11,7 +11,7 @@ import itertools
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from audioembed_server.proto import embedding_service_pb2 as pb
 from audioembed_server.proto import embedding_service_pb2_grpc as pb_grpc
 from audioembed_server.servicer import SERVICE_NAME
 from audioembed_server.status import RETRY_AFTER_KEY
+from audioembed_server.targets import SERVICE_CONFIG, channel_target
 
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
 DEFAULT_CHUNK_BYTES = 256 * 1024  # encoded files are streamed in messages far below any sane size limit
@@ -135,8 +136,10 @@ class EmbeddingClient:
 
     Parameters
     ----------
-    address : str
-        ``host:port``.
+    address : str or sequence of str
+        ``host:port``; several replicas as a list or ``"a:1,b:2"``; or a target URI such as
+        ``dns:///svc:50051`` (every address the name resolves to). Calls are balanced round-robin over
+        the replicas, and a retry (UNAVAILABLE: a replica went away) goes to another one.
     tls : bool
         Connect with TLS (implied by ``root_certificates``); system roots unless given.
     root_certificates : bytes or path, optional
@@ -151,11 +154,15 @@ class EmbeddingClient:
         Backoff doubles from ``initial_backoff`` up to ``max_backoff`` seconds, with jitter.
     max_message_mb : float
         Largest message sent or received.
+    channel_options : sequence of (str, value)
+        More gRPC channel arguments, e.g. ``[("grpc.use_local_subchannel_pool", 1)]`` so that this client
+        opens its own connections instead of sharing those of other clients in the process to the same
+        target (what a load generator wants, to be spread over a server's processes).
     """
 
     def __init__(
         self,
-        address: str,
+        address: str | Sequence[str],
         *,
         tls: bool = False,
         root_certificates: bytes | str | os.PathLike | None = None,
@@ -165,20 +172,27 @@ class EmbeddingClient:
         initial_backoff: float = 0.1,
         max_backoff: float = 2.0,
         max_message_mb: float = 64.0,
+        channel_options: Sequence[tuple[str, Any]] = (),
     ) -> None:
         if max_retries < 0 or timeout <= 0:
             raise InvalidOptionError(
                 f"need max_retries >= 0 and timeout > 0, got {max_retries!r}, {timeout!r}"
             )
         size = int(max_message_mb * 1024 * 1024)
-        options = [("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size)]
+        options = [
+            ("grpc.max_receive_message_length", size),
+            ("grpc.max_send_message_length", size),
+            ("grpc.service_config", SERVICE_CONFIG),  # round-robin over every replica
+            *channel_options,
+        ]
+        target = channel_target(address)
         if tls or root_certificates is not None:
             roots = root_certificates
             if roots is not None and not isinstance(roots, bytes):
                 roots = Path(roots).read_bytes()
-            self._channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(roots), options=options)
+            self._channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(roots), options=options)
         else:
-            self._channel = grpc.insecure_channel(address, options=options)
+            self._channel = grpc.insecure_channel(target, options=options)
         self._stub = pb_grpc.EmbeddingServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()

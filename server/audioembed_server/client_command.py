@@ -22,8 +22,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="*", type=Path, help="audio files to embed")
     parser.add_argument(
         "--address",
-        default=os.environ.get("AUDIOEMBED_ADDRESS", "localhost:50051"),
-        help="server host:port (env AUDIOEMBED_ADDRESS; default: %(default)s)",
+        "--server",
+        dest="address",
+        action="append",
+        default=None,
+        help=(
+            "server host:port; repeat it or separate with commas for replicas (balanced round-robin), or a "
+            "target URI such as dns:///svc:50051 (env AUDIOEMBED_ADDRESS; default: localhost:50051)"
+        ),
     )
     parser.add_argument("--token", default=None, help="bearer token (prefer env AUDIOEMBED_TOKEN)")
     parser.add_argument("--tls", action="store_true", help="connect with TLS (system roots)")
@@ -54,8 +60,9 @@ def _summary(path: Path, result: Any) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     token = args.token or os.environ.get("AUDIOEMBED_TOKEN") or None
+    address = args.address or [os.environ.get("AUDIOEMBED_ADDRESS") or "localhost:50051"]
     client = EmbeddingClient(
-        args.address, tls=args.tls, root_certificates=args.root_cert, token=token, timeout=args.timeout
+        address, tls=args.tls, root_certificates=args.root_cert, token=token, timeout=args.timeout
     )
     options = {"output": args.kind, "hop_seconds": args.hop, "short_clip": args.short_clip}
     failures = 0

@@ -52,6 +52,9 @@ class ServerConfig:
     tls_key: str | None = None  # PEM private key
     token: str | None = field(default=None, repr=False)  # require `authorization: Bearer <token>`
     log_format: str = "kv"  # "kv" (key=value) or "json": one line per request either way
+    # Server processes sharing the port through SO_REUSEPORT, each with its own model and batcher: one
+    # process is bound by one GIL. 0 ("auto" on the command line) = one per CPU this process may use.
+    processes: int = 1
 
     def __post_init__(self) -> None:
         _check_port("port", self.port)
@@ -67,6 +70,10 @@ class ServerConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InvalidOptionError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.processes, int) or isinstance(self.processes, bool) or self.processes < 0:
+            raise InvalidOptionError(
+                f"processes must be a positive integer, or 0 / 'auto' for one per CPU, got {self.processes!r}"
+            )
         if self.max_concurrent_streams is None:
             object.__setattr__(self, "max_concurrent_streams", max(1, self.workers // 2))
         streams = self.max_concurrent_streams
@@ -160,6 +167,8 @@ def _parse(f: dataclasses.Field, text: str, origin: str) -> Any:
         raise InvalidOptionError(f"{origin} must be a boolean (1/0, true/false), got {text!r}")
     if kind is str:
         return text
+    if f.name == "processes" and text.strip().lower() == "auto":
+        return 0  # one per usable CPU, resolved when serving starts
     try:
         return kind(text)
     except ValueError as e:
@@ -177,6 +186,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help_text = f"(env {env_name(f.name)}; default: {default!r})"
         if f.name == "max_concurrent_streams":
             help_text = f"(env {env_name(f.name)}; default: max(1, workers // 2), below workers)"
+        if f.name == "processes":
+            help_text = f"(env {env_name(f.name)}; default: 1; 0 or 'auto' = one per usable CPU)"
         if f.name == "token":
             help_text = (
                 f"require 'authorization: Bearer TOKEN' (prefer env {env_name(f.name)}: flags show in ps)"

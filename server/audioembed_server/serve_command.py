@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 from audioembed.cli import Command
 from audioembed_server import logs
-from audioembed_server.app import create_server
+from audioembed_server.app import EmbeddingServer, create_server
 from audioembed_server.config import add_arguments, config_from
 
 EXIT_OK = 0
@@ -28,6 +31,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config = config_from(args)
     logs.configure(log_format=config.log_format)
+    processes = resolve_processes(config.processes)
+    if processes > 1:
+        from audioembed_server.multiprocess import supervise
+
+        log_level = getattr(args, "log_level", None) or "WARNING"
+        return supervise(dataclasses.replace(config, processes=processes), log_level=log_level)
+    config = dataclasses.replace(config, processes=1)
+    limit_blas_threads()
     try:
         server, port = create_server(config)
     except OSError as error:
@@ -35,12 +46,41 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_SETUP
     # One line on stdout that scripts (and tests) can wait for; the structured log has the same facts.
     print(f"audioembed serve: listening on {config.host}:{port}", flush=True)
+    return serve_until_stopped(server)
 
+
+def limit_blas_threads() -> None:
+    """One thread per BLAS call in this (server) process, for good.
+
+    A server's parallelism is its handler threads (decoding, features) and the model engine's own worker
+    pool, which already runs BLAS single-threaded; BLAS's own threads only compete with them. With
+    OpenBLAS's default (a thread per CPU), 16 concurrent clients on the loaded 2-CPU machine sent 3 of 5
+    server starts into a state where OpenBLAS threads spin: 1-2 examples/s at 10-20x the CPU per
+    example, instead of 20-30 examples/s; with one thread, 0 of 8 starts (benchmarks/README.md, "Scale-out").
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
+def resolve_processes(requested: int) -> int:
+    """``--processes``: 0 means one per CPU this process may run on (its affinity mask, not the machine's)."""
+    if requested != 0:
+        return requested
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def serve_until_stopped(server: EmbeddingServer, *, orphaned: Callable[[], bool] | None = None) -> int:
+    """Serve until SIGTERM / SIGINT (or ``orphaned()`` turns true), then stop gracefully.
+
+    Returns the exit code: 0 after a graceful stop, ``EXIT_SETUP`` when the model failed to load.
+    Must run on the main thread (it installs the signal handlers, and restores them on return).
+    """
     stop = threading.Event()
-    received: list[int] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        received.append(signum)
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -49,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         while not stop.wait(0.2):
             if server.servicer.load_error is not None:  # nothing to serve: let the supervisor restart us
                 failed = True
+                break
+            if orphaned is not None and orphaned():  # our supervisor is gone: nobody would stop us
                 break
         server.stop()
     finally:

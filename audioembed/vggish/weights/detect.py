@@ -99,7 +99,7 @@ def _zip_kind(path: Path) -> str:
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
-    except zipfile.BadZipFile as error:
+    except torch_pickle.ZIP_ERRORS as error:
         raise WeightsFormatError(f"{path}: corrupted zip container: {error}") from error
     if any(name.endswith("/data.pkl") or name == "data.pkl" for name in names):
         return TORCH_ZIP

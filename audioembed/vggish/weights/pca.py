@@ -7,7 +7,7 @@ both float64 as the reference computes in float64. Files in the wild store the m
 
 from __future__ import annotations
 
-import zipfile
+import tokenize
 from os import PathLike
 from pathlib import Path
 
@@ -15,6 +15,7 @@ import numpy as np
 
 from audioembed.errors import WeightsFormatError
 from audioembed.vggish import params
+from audioembed.vggish.weights.torch_pickle import ZIP_ERRORS
 
 PCA_NAMES = (params.PCA_EIGEN_VECTORS_NAME, params.PCA_MEANS_NAME)
 _SIZE = params.EMBEDDING_SIZE
@@ -76,6 +77,8 @@ def read_pca_npz(path: str | PathLike[str]) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
+    # np.load of a corrupted zip raises any of these; a corrupted .npy header (parsed by tokenize and
+    # ast.literal_eval) adds the rest.
+    except (*ZIP_ERRORS, tokenize.TokenError, SyntaxError, TypeError, KeyError, MemoryError) as error:
         raise WeightsFormatError(f"{path} is not a readable .npz of numeric arrays: {error}") from error
     return check_pca(arrays, source=str(path))

@@ -15,6 +15,7 @@ import mmap
 import pickle
 import struct
 import zipfile
+import zlib
 from collections.abc import Iterator
 from os import PathLike
 from pathlib import Path
@@ -35,6 +36,20 @@ LEGACY_PROTOCOL_VERSION = 1001  # second pickle
 # The first bytes of every legacy file: protocol-2 PROTO opcode, then LONG1 of the magic number.
 LEGACY_PREFIX = bytes.fromhex("80028a0a6cfc9c46f9206aa85019")
 ZIP_PREFIX = b"PK\x03\x04"
+# What zipfile raises on a corrupted archive besides BadZipFile: a seek to a negative offset (OSError), a
+# bad deflate stream (zlib.error), an unknown compression method (NotImplementedError), an "encrypted" flag
+# (RuntimeError), a header that ends early (EOFError, struct.error, ValueError).
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    OSError,
+    EOFError,
+    zlib.error,
+    NotImplementedError,
+    RuntimeError,
+    struct.error,
+    ValueError,
+)
 
 
 def read_torch_file(path: str | PathLike[str]) -> dict[str, np.ndarray]:
@@ -161,9 +176,15 @@ def _restricted_load(file: io.BufferedReader, source: str) -> Any:
 def _read_zip(path: Path) -> Any:
     source = str(path)
     try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as error:
+        return _read_zip_archive(path, source)
+    except WeightsFormatError:
+        raise
+    except ZIP_ERRORS as error:  # the pickle's own failures are WeightsFormatErrors already
         raise WeightsFormatError(f"{source}: corrupted zip container: {error}") from error
+
+
+def _read_zip_archive(path: Path, source: str) -> Any:
+    archive = zipfile.ZipFile(path)
     with archive, open(path, "rb") as file, _mapped(file) as mapping:
         names = archive.namelist()
         prefix = names[0].split("/", 1)[0] if names and "/" in names[0] else ""
@@ -196,14 +217,9 @@ def _read_zip(path: Path) -> Any:
                 arrays[ref.key] = raw.astype(ref.kind.dtype, copy=False)  # copies only if big-endian
             return ref
 
-        try:
-            obj = RestrictedUnpickler(
-                io.BytesIO(archive.read(f"{prefix}/data.pkl")), source=source, persistent=persistent
-            ).load()
-        except (EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as error:
-            if isinstance(error, WeightsFormatError):
-                raise
-            raise WeightsFormatError(f"{source}: truncated or corrupted torch file: {error}") from error
+        obj = RestrictedUnpickler(
+            io.BytesIO(archive.read(f"{prefix}/data.pkl")), source=source, persistent=persistent
+        ).load()
         result = _resolve(obj, arrays, source)
         arrays.clear()  # drop the views so the mapping can close
     return result

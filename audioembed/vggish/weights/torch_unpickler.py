@@ -11,14 +11,33 @@ from __future__ import annotations
 
 import codecs
 import collections
+import io
 import pickle
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from audioembed.errors import UnsafePickleError, WeightsFormatError
+from audioembed.errors import AudioEmbedError, UnsafePickleError, WeightsFormatError
+
+# What the pickle machine raises on a corrupted (not hostile) stream: a wrong type on its stack, a missing
+# memo entry, an absurd size. Found by fuzzing (tests/fuzz); each is a corrupted file, not a bug of ours.
+CORRUPT_PICKLE_ERRORS = (
+    pickle.UnpicklingError,
+    EOFError,
+    struct.error,
+    ValueError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    KeyError,
+    MemoryError,
+    RecursionError,
+    OverflowError,
+)
+MAX_RECONSTRUCT_ELEMENTS = 1 << 20  # numpy pickles _reconstruct an empty array; BUILD then sizes it
 
 
 @dataclass(frozen=True)
@@ -101,7 +120,12 @@ def _reconstruct(cls: Any, shape: Any, dtype_char: Any) -> np.ndarray:
     # numpy's _reconstruct(ndarray, (0,), b"b") makes an empty array that BUILD then fills from bytes.
     if cls is not np.ndarray:
         raise UnsafePickleError(f"numpy _reconstruct of {cls!r} refused: only numpy.ndarray is allowed")
-    return np.ndarray.__new__(np.ndarray, shape, dtype_char)
+    array = np.ndarray.__new__(np.ndarray, (0,), dtype_char)  # checks dtype_char before any allocation
+    if not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise WeightsFormatError(f"numpy _reconstruct with shape {shape!r}")
+    if int(np.prod(shape, dtype=object)) > MAX_RECONSTRUCT_ELEMENTS:  # exact: no int64 overflow
+        raise WeightsFormatError(f"numpy _reconstruct with an absurd shape {shape!r}")
+    return array if shape == (0,) else np.ndarray.__new__(np.ndarray, shape, dtype_char)
 
 
 _ALLOWED: dict[tuple[str, str], Any] = {
@@ -117,8 +141,44 @@ _ALLOWED: dict[tuple[str, str], Any] = {
 }
 
 
-class RestrictedUnpickler(pickle.Unpickler):
+class BoundedReader:
+    """A binary file whose reads never ask for more than is left in it.
+
+    A corrupted length field in a pickle (``BINBYTES`` of 4 GB) would otherwise make a buffered reader
+    allocate that much before finding the file shorter.
+    """
+
+    def __init__(self, file: Any) -> None:
+        self._file = file
+        start = file.tell()
+        self._end = file.seek(0, io.SEEK_END)
+        file.seek(start)
+
+    def _left(self, n: int | None) -> int:
+        left = max(self._end - self._file.tell(), 0)
+        return left if n is None or n < 0 else min(n, left)
+
+    def read(self, n: int | None = -1) -> bytes:
+        return self._file.read(self._left(n))
+
+    def readline(self, n: int | None = -1) -> bytes:
+        return self._file.readline(self._left(n))
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+
+class RestrictedUnpickler(pickle._Unpickler):
     """An unpickler that resolves only allow-listed globals and hands persistent ids to a callback.
+
+    It is Python's pure-Python unpickler (the C one sizes its memo from the file: a corrupted
+    ``LONG_BINPUT`` index of a billion made it allocate gigabytes and run for a minute), reading through a
+    :class:`BoundedReader`; any failure of a corrupted stream is a :class:`WeightsFormatError`.
 
     Parameters
     ----------
@@ -131,9 +191,20 @@ class RestrictedUnpickler(pickle.Unpickler):
     """
 
     def __init__(self, file: Any, *, source: str, persistent: Callable[[Any], Any] | None = None) -> None:
-        super().__init__(file)
+        super().__init__(BoundedReader(file))
         self._source = source
         self._persistent = persistent
+
+    def load(self) -> Any:
+        try:
+            return super().load()
+        except AudioEmbedError:
+            raise
+        except CORRUPT_PICKLE_ERRORS as error:
+            raise WeightsFormatError(
+                f"{self._source}: truncated or corrupted torch file: its pickle fails with "
+                f"{type(error).__name__}: {error}"
+            ) from error
 
     def find_class(self, module: str, name: str) -> Any:
         try:
