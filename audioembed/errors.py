@@ -91,3 +91,7 @@ class WeightsVerificationError(WeightsError):
 
 class ModelRegistryError(AudioEmbedError):
     """A model name was registered twice, or a registration is malformed (a programming error, not input)."""
+
+
+class MissingDependencyError(AudioEmbedError, ImportError):
+    """An optional feature needs a package that is not installed; the message names the extra to install."""

@@ -42,9 +42,15 @@ class OutputWriter(Protocol):
 
 
 def open_writer(
-    destination: str, *, overwrite: bool, needs_quantized: bool, provenance: dict[str, str] | None = None
+    destination: str,
+    *,
+    overwrite: bool,
+    needs_quantized: bool,
+    provenance: dict[str, str] | None = None,
+    parquet_rows: str = "per-input",
 ) -> OutputWriter:
-    """Pick the writer from the destination's suffix: ``.jsonl``, ``.tfrecord``, otherwise a directory.
+    """Pick the writer from the destination's suffix: ``.jsonl``, ``.tfrecord``, ``.parquet`` (a directory
+    of Parquet files, one row per input or per window: ``parquet_rows``), otherwise a directory of ``.npz``.
 
     ``provenance`` (weights sha256, source, synthetic flag) is stored with every ``.npz`` and ``.jsonl``
     record, so outputs made with synthetic or different weights can always be told apart.
@@ -71,7 +77,13 @@ def open_writer(
             return TFRecordWriter(path)
         return JsonLinesWriter(path, provenance=provenance)
     if path.exists() and not path.is_dir():
-        raise InvalidOptionError(f"output {destination!r} is a file; give a directory, .jsonl or .tfrecord")
+        raise InvalidOptionError(
+            f"output {destination!r} is a file; give a directory, .parquet directory, .jsonl or .tfrecord"
+        )
+    if suffix == ".parquet":
+        from audioembed.bulk.parquet import ParquetDirectoryWriter  # needs pyarrow: only when asked for
+
+        return ParquetDirectoryWriter(path, rows=parquet_rows, overwrite=overwrite, provenance=provenance)
     return NpzDirectoryWriter(path, overwrite=overwrite, provenance=provenance)
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from audioembed.bulk.inputs import InputFile
 from audioembed.bulk.outputs import OutputWriter
 from audioembed.bulk.progress import Progress
+from audioembed.errors import InvalidOptionError
 from audioembed.pipeline import Embedder, FailedInput
+from audioembed.result import EmbeddingResult
 
 
 @dataclass
@@ -35,6 +38,29 @@ class RunSummary:
         return "\n".join(lines)
 
 
+# Inputs per work unit. Model batches never span two units, so every engine that embeds a unit with
+# ``Embedder.embed_many`` feeds the model the very same batches, and results are equal bit for bit (the fused
+# engine's float32 rounding depends on a row's batch size and position). The local engine pays one partial
+# batch per unit; the Ray engine ships one unit per actor call.
+UNIT_FILES = 32
+
+
+def split_units(files: Sequence[InputFile], unit_files: int = UNIT_FILES) -> list[list[InputFile]]:
+    """Cut ``files`` into consecutive units of ``unit_files`` inputs (the last may be shorter)."""
+    if not isinstance(unit_files, int) or unit_files < 1:
+        raise InvalidOptionError(f"unit_files must be a positive integer, got {unit_files!r}")
+    return [list(files[start : start + unit_files]) for start in range(0, len(files), unit_files)]
+
+
+def embed_units(
+    embedder: Embedder, units: Iterable[Sequence[InputFile]]
+) -> Iterator[tuple[InputFile, EmbeddingResult | FailedInput]]:
+    """Embed each unit with its own ``embed_many`` call; yield ``(file, result or failure)`` in order."""
+    for unit in units:
+        results = embedder.embed_many((file.path for file in unit), errors="return")
+        yield from zip(unit, results, strict=True)  # embed_many yields one item per input
+
+
 def run_bulk(
     files: list[InputFile],
     writer: OutputWriter,
@@ -42,27 +68,45 @@ def run_bulk(
     *,
     fail_fast: bool = False,
     quiet: bool = False,
+    unit_files: int = UNIT_FILES,
 ) -> RunSummary:
     """Embed ``files`` in order, writing each result as it completes.
 
     A file that cannot be embedded is reported and skipped (or ends the run with ``fail_fast``). Any other
     exception, and Ctrl-C, abort the writer so no partial output survives, then propagate.
     """
-    summary = RunSummary()
     todo = [file for file in files if not writer.is_done(file)]
-    summary.skipped = len(files) - len(todo)
-    progress = Progress(len(todo), quiet=quiet)
+    results = embed_units(embedder, split_units(todo, unit_files))
+    return record_results(
+        results, writer, total=len(todo), skipped=len(files) - len(todo), fail_fast=fail_fast, quiet=quiet
+    )
+
+
+def record_results(
+    results: Iterator[tuple[InputFile, EmbeddingResult | FailedInput]],
+    writer: OutputWriter,
+    *,
+    total: int,
+    skipped: int,
+    fail_fast: bool = False,
+    quiet: bool = False,
+) -> RunSummary:
+    """Write every ``(file, result or failure)`` as it arrives, with progress; close or abort the writer.
+
+    Shared by the engines: ``results`` may come from this process or from a cluster, in any order.
+    """
+    summary = RunSummary(skipped=skipped)
+    progress = Progress(total, quiet=quiet)
     started = time.perf_counter()
     try:
-        results = embedder.embed_many((file.path for file in todo), errors="return")
-        for file, item in zip(todo, results, strict=True):  # embed_many yields one item per input
+        for file, item in results:
             if isinstance(item, FailedInput):
                 summary.failures.append((file, str(item.error)))
                 progress.file_failed(str(file.path), str(item.error))
                 writer.write_failure(file, item.error)
                 if fail_fast:
                     summary.stopped_early = True
-                    results.close()  # stop decoding ahead
+                    _close(results)  # stop decoding ahead
                     break
                 continue
             writer.write(file, item)
@@ -79,3 +123,9 @@ def run_bulk(
         summary.wall_seconds = time.perf_counter() - started
     writer.close()
     return summary
+
+
+def _close(results: Iterator) -> None:
+    close = getattr(results, "close", None)
+    if close is not None:
+        close()
