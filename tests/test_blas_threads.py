@@ -1,0 +1,112 @@
+"""Every BLAS call of the library's stages runs on one BLAS thread, whatever the process default.
+
+Each test raises the process's BLAS threads to 2 (OpenBLAS's default on a 2-CPU machine), then records the
+live thread count, as threadpoolctl reads it from the loaded BLAS, from inside the stage's code just
+before its matrix product: the mel projection, the polyphase resampler, the PCA postprocessor, on the
+public entry points (the audio API, the streaming front-end the server's EmbedStream feeds, the Embedder).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from audioembed import audio, blas
+from audioembed.audio import _polyphase, melspec
+
+RATE = 44100  # resampled to 16 kHz through the polyphase bank
+
+
+def _blas_threads() -> list[int]:
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+@pytest.fixture
+def two_threads():
+    """The process default at 2 BLAS threads for the test; yields the live counts seen inside the hooks."""
+    with threadpool_limits(limits=2, user_api="blas"):
+        if max(_blas_threads(), default=0) < 2:
+            pytest.skip("this BLAS cannot run 2 threads here, so a limit of 1 is not observable")
+        yield
+
+
+@pytest.fixture
+def seen(monkeypatch, two_threads) -> dict[str, list[list[int]]]:
+    """Hooks in the front-end's two BLAS sites; maps each site to the thread counts seen on each call."""
+    record: dict[str, list[list[int]]] = {"mel": [], "resample": []}
+    mel_matrix = melspec._default_mel_matrix
+    interpolate = _polyphase.interpolate_polyphase
+
+    def hooked_mel_matrix():  # called right where the projection multiplies by it
+        record["mel"].append(_blas_threads())
+        return mel_matrix()
+
+    def hooked_interpolate(*args, **kwargs):
+        record["resample"].append(_blas_threads())
+        return interpolate(*args, **kwargs)
+
+    monkeypatch.setattr(melspec, "_default_mel_matrix", hooked_mel_matrix)
+    monkeypatch.setattr(_polyphase, "interpolate_polyphase", hooked_interpolate)
+    return record
+
+
+def _tone(seconds: float, rate: int = RATE) -> np.ndarray:
+    t = np.arange(round(seconds * rate)) / rate
+    return 0.3 * np.sin(2 * np.pi * 440.0 * t)
+
+
+def _assert_single(record: dict[str, list[list[int]]], *sites: str) -> None:
+    for site in sites:
+        assert record[site], f"the {site} hook never ran: the test would prove nothing"
+        assert all(counts == [1] * len(counts) for counts in record[site]), (site, record[site])
+    assert max(_blas_threads()) == 2, "the limit must be lifted once the library returns"
+
+
+def test_the_one_shot_front_end_runs_blas_on_one_thread(seen):
+    examples = audio.extract_examples(_tone(2.0), sample_rate=RATE)
+    assert examples.log_mel.shape[0] == 2
+    _assert_single(seen, "mel", "resample")
+
+
+def test_the_low_level_audio_functions_run_blas_on_one_thread(seen):
+    samples = audio.resample(_tone(1.0), RATE, audio.SAMPLE_RATE_HZ)
+    audio.log_mel_spectrogram(samples)
+    _assert_single(seen, "mel", "resample")
+
+
+def test_the_streaming_front_end_runs_blas_on_one_thread(seen):
+    # What the server's EmbedStream handler drives directly, outside any Embedder call.
+    front = audio.StreamingFrontEnd(RATE, num_channels=1)
+    for block in np.array_split(_tone(3.0), 4):
+        front.push(block)
+    front.finish(short_clip="pad")
+    _assert_single(seen, "mel", "resample")
+
+
+def test_the_embedder_runs_its_postprocessor_on_one_blas_thread(seen, embedder, monkeypatch):
+    bundle = embedder._bundle
+    postprocess = bundle.postprocessor
+    record: list[list[int]] = []
+
+    def hooked(raw):
+        record.append(_blas_threads())
+        return postprocess(raw)
+
+    monkeypatch.setattr(bundle, "postprocessor", hooked)
+    result = embedder.embed(_tone(2.0), RATE)
+    assert result.quantized is not None and record and all(c == [1] * len(c) for c in record), record
+    _assert_single(seen, "mel", "resample")
+
+
+def test_a_library_already_at_the_limit_is_left_alone(monkeypatch):
+    # A server limits BLAS to 1 for good; then no stage should call into OpenBLAS to set it again.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for controller in blas._controllers():
+            monkeypatch.setattr(controller, "set_num_threads", _refuse)
+        with blas.blas_threads(1):
+            assert _blas_threads() == [1] * len(_blas_threads())
+
+
+def _refuse(num_threads: int) -> None:
+    raise AssertionError(f"set_num_threads({num_threads}) called although the count already is 1")
