@@ -1,12 +1,16 @@
-"""The BLAS thread count, set per block of work: every stage of the library runs its BLAS calls on 1 thread.
+"""The BLAS thread count: every stage of the library runs its BLAS calls on one thread, pinned, not toggled.
 
 A shared bottom module (the front-end, the model engine and the postprocessor all use it, and none of them
-may import the others). Why one thread everywhere: the library's matrix products are small (a mel
-projection ``[F, 257] @ [257, 64]``, a resampler tile, a PCA ``[N, 128] @ [128, 128]``) or already split
-over the engine's own workers, so OpenBLAS's extra threads only spin and steal the cores the library's
-threads need. With OpenBLAS's default (a thread per CPU) a server under 16 clients could sit at 1-2
-examples/s burning 10-20x the CPU (benchmarks/README.md, "Scale-out"); measured on 2 cores, two Python
-workers at one BLAS thread each beat one worker at two (``docs/kernels.md``).
+may import the others). Why one thread: the library's matrix products are small (a mel projection
+``[F, 257] @ [257, 64]``, a resampler tile, a PCA ``[N, 128] @ [128, 128]``) or already split over the
+engine's own workers, so OpenBLAS's extra threads only spin and steal the cores the library's threads need;
+measured on 2 cores, two Python workers at one BLAS thread each beat one worker at two (``docs/kernels.md``).
+
+Why pinned for good rather than set and restored around each block: the count is process-global, and
+setting it back and forth from many threads is itself what made OpenBLAS spin. A single-process server
+under 16 clients whose stages each limited and then restored the count ran at 2-4 examples/s with 11-18x
+the CPU per example in 3 of 3 starts, against 41-72 examples/s in 3 of 3 starts with the count fixed at 1
+(``benchmarks/bench_blas_threads.py``; benchmarks/README.md, "BLAS threads").
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 from audioembed.errors import InvalidOptionError
 
 _lock = threading.Lock()
-_state: dict[str, Any] = {"depth": 0, "saved": None, "controllers": None}
+_state: dict[str, Any] = {"controllers": None}
 
 
 def _controllers() -> list[Any]:
@@ -32,35 +36,37 @@ def _controllers() -> list[Any]:
     return _state["controllers"]
 
 
-@contextmanager
-def blas_threads(num_threads: int) -> Iterator[None]:
-    """Run the block with the BLAS libraries limited to ``num_threads`` threads, then restore them.
+def pin_blas_threads(num_threads: int = 1) -> None:
+    """Set every loaded BLAS library to ``num_threads`` threads, for the rest of the process.
 
-    The BLAS thread count is process-global; concurrent or nested users share one limit: the first to enter
-    sets it, the last to leave restores the original counts. A library already at ``num_threads`` (e.g. a
-    server that limited BLAS for good) is not touched at all.
+    A library already at that count is not touched (no call into it at all), so calling this on every
+    stage costs one read per library. Raise the count again with ``threadpoolctl.threadpool_limits`` if
+    code of your own wants more threads for its own products.
 
     Parameters
     ----------
     num_threads : int
         Threads each BLAS call may use (≥ 1).
     """
-    if not isinstance(num_threads, int) or num_threads < 1:
+    if not isinstance(num_threads, int) or isinstance(num_threads, bool) or num_threads < 1:
         raise InvalidOptionError(f"num_threads must be a positive int, got {num_threads!r}")
     controllers = _controllers()
     with _lock:
-        if _state["depth"] == 0:
-            _state["saved"] = [c.num_threads for c in controllers]
-            for c, n in zip(controllers, _state["saved"], strict=True):
-                if n != num_threads:
-                    c.set_num_threads(num_threads)
-        _state["depth"] += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            _state["depth"] -= 1
-            if _state["depth"] == 0:
-                for c, n in zip(controllers, _state["saved"], strict=True):
-                    if n != num_threads:
-                        c.set_num_threads(n)
+        for c in controllers:
+            if c.num_threads != num_threads:
+                c.set_num_threads(num_threads)
+
+
+@contextmanager
+def blas_threads(num_threads: int) -> Iterator[None]:
+    """Run the block with the BLAS libraries at ``num_threads`` threads (:func:`pin_blas_threads` first).
+
+    The count is *not* restored afterwards: see the module docstring for why toggling it is harmful.
+
+    Parameters
+    ----------
+    num_threads : int
+        Threads each BLAS call may use (≥ 1).
+    """
+    pin_blas_threads(num_threads)
+    yield
