@@ -1,12 +1,13 @@
-"""Where a server's BLAS thread limit must live: the library's per-stage limit, with and without ``serve``'s.
+"""Where a server's BLAS thread limit must live, and why the library pins the count instead of restoring it.
 
 Variants, each a fresh single-process ``audioembed serve`` under ``--clients`` concurrent clients:
 
-* ``pinned``: as shipped: the library limits each stage's BLAS calls to one thread, and ``serve`` also
-  pins the whole process to one BLAS thread (``serve_command.limit_blas_threads``);
-* ``library``: the library's per-stage limits alone (``limit_blas_threads`` replaced by a no-op);
-* ``neither``: neither (the front-end's and postprocessor's limits also removed): the state in which the
-  scale-out work saw servers spin (benchmarks/README.md, "Scale-out").
+* ``pinned``: as shipped: ``serve`` pins the whole process to one BLAS thread at start
+  (``serve_command.limit_blas_threads``), and the library's stages pin it too (a no-op by then);
+* ``library``: the library alone (``limit_blas_threads`` replaced by a no-op): its first stage pins the
+  count to 1 (``audioembed.blas``);
+* ``toggling``: no ``serve`` pin, and every stage sets the count to 1 and restores the process default when
+  the last stage in flight leaves (reference-counted): the library's behaviour before it pinned.
 
 Starts alternate between variants, so all see the same machine load. Per start: examples/s over
 ``--rounds`` rounds after a warm-up, and the server's CPU seconds per example (``/proc/PID/stat``); a start
@@ -37,21 +38,43 @@ from bench_service import make_clips  # noqa: E402
 
 from audioembed import cli  # noqa: E402
 
-# Run in the server process before `serve` starts: what each variant switches off.
+# (before the library is imported, after the server is) in the server process: what each variant changes.
+_TOGGLING = """
+import contextlib, sys, threading
+from audioembed import blas
+lock, state = threading.Lock(), {"depth": 0, "saved": None}
+
+@contextlib.contextmanager
+def toggling(n):
+    controllers = blas._controllers()
+    with lock:
+        if state["depth"] == 0:
+            state["saved"] = [c.num_threads for c in controllers]
+            for c in controllers:
+                c.set_num_threads(n)
+        state["depth"] += 1
+    try:
+        yield
+    finally:
+        with lock:
+            state["depth"] -= 1
+            if state["depth"] == 0:
+                for c, saved in zip(controllers, state["saved"]):
+                    c.set_num_threads(saved)
+
+# Before any stage's module is imported, so that every `from audioembed.blas import blas_threads` gets it.
+stages = ("audioembed.audio", "audioembed.nn", "audioembed.pipeline")
+assert not any(m.startswith(stages) for m in sys.modules)
+blas.blas_threads = toggling
+"""
 _PATCHES = {
-    "pinned": "",
-    "library": "serve_command.limit_blas_threads = lambda: None",
-    "neither": (
-        "serve_command.limit_blas_threads = lambda: None\n"
-        "import contextlib\n"
-        "from audioembed import model_bundle\n"
-        "from audioembed.audio import melspec, resample\n"
-        "for module in (melspec, resample, model_bundle):\n"
-        "    module.blas_threads = lambda n: contextlib.nullcontext()\n"
-    ),
+    "pinned": ("", ""),
+    "library": ("", "serve_command.limit_blas_threads = lambda: None"),
+    "toggling": (_TOGGLING, "serve_command.limit_blas_threads = lambda: None"),
 }
 _SERVE = """
 import sys
+{early}
 from audioembed_server import serve_command
 {patch}
 from audioembed import cli
@@ -61,7 +84,8 @@ sys.exit(cli.main(sys.argv[1:]))
 
 def start_server(weights: Path, variant: str) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "server")])}
-    command = [sys.executable, "-c", _SERVE.format(patch=_PATCHES[variant]), "serve", "--host", "127.0.0.1"]
+    early, patch = _PATCHES[variant]
+    command = [sys.executable, "-c", _SERVE.format(early=early, patch=patch), "serve", "--host", "127.0.0.1"]
     command += ["--port", "0", "--weights", str(weights), "--processes", "1", "--workers", "16"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     match = re.search(r"listening on 127\.0\.0\.1:(\d+)", process.stdout.readline())
