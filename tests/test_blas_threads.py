@@ -10,6 +10,12 @@ so without that a site that forgot its limit would pass on the strength of an ea
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
@@ -118,3 +124,44 @@ def test_a_library_already_at_the_limit_is_left_alone(monkeypatch):
 
 def _refuse(num_threads: int) -> None:
     raise AssertionError(f"set_num_threads({num_threads}) called although the count already is 1")
+
+
+_SERVER_PROCESS = """
+import json, sys
+import numpy as np
+from threadpoolctl import threadpool_info
+from audioembed_server import EmbeddingClient, ServerConfig, create_server
+
+def counts():
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+before = counts()
+server, port = create_server(ServerConfig(host="127.0.0.1", port=0, weights=sys.argv[1]))
+with EmbeddingClient(f"127.0.0.1:{port}", timeout=60) as client:
+    for _ in range(600):
+        if client.health() == "SERVING":
+            break
+        import time; time.sleep(0.1)
+    tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(44100 * 2) / 44100)
+    examples = client.embed(tone, 44100).num_examples
+server.stop()
+print(json.dumps([before, counts(), examples]))
+"""
+
+
+def test_a_server_process_runs_blas_single_threaded_without_a_limit_of_its_own(synthetic_weights):
+    # A fresh interpreter at OpenBLAS's default: the pin is process-wide and would leak into other tests.
+    # `serve` sets no limit of its own any more; the library's stages pin the count.
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(root), str(root / "server"), env.get("PYTHONPATH", "")])
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.pop(name, None)
+    completed = subprocess.run(
+        [sys.executable, "-c", _SERVER_PROCESS, str(synthetic_weights)],
+        capture_output=True, text=True, env=env, timeout=300, check=True,
+    )
+    before, after, examples = json.loads(completed.stdout.strip().splitlines()[-1])
+    if len(os.sched_getaffinity(0)) > 1:
+        assert max(before) > 1, before  # otherwise this test would show nothing
+    assert examples == 2 and after and set(after) == {1}, (before, after)
