@@ -10,6 +10,7 @@ class                      gRPC status
 =========================  ======================
 InvalidInputError (+subs)  INVALID_ARGUMENT
 WeightsError (+subs)       FAILED_PRECONDITION / UNAVAILABLE at start-up
+ClassifierError (+subs)    FAILED_PRECONDITION (a classifier that does not fit the served weights)
 anything else              INTERNAL (a bug)
 =========================  ======================
 
@@ -44,6 +45,18 @@ class InvalidOptionError(InvalidInputError):
 
 class ShapeError(InvalidInputError):
     """An array reached a layer or model with a shape it cannot take; the message names both shapes."""
+
+
+class DatasetError(InvalidInputError):
+    """A training or evaluation data set is unusable: empty, one label, too few files, a bad manifest."""
+
+
+class ClassifierError(AudioEmbedError, ValueError):
+    """A classifier file is not one, is corrupted, or does not fit the VGGish weights it is used with."""
+
+
+class ClassifierMismatchError(ClassifierError):
+    """A classifier was trained on other VGGish weights (another sha256) than the ones it is used with."""
 
 
 class GradientError(AudioEmbedError, RuntimeError):

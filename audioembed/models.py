@@ -16,7 +16,7 @@ from audioembed.nn.module import Module
 from audioembed.nn.registry import ModelEntry, register_model
 
 # Packages whose import registers models. A package that registers models adds its import path here.
-PROVIDERS = ("audioembed.vggish",)
+PROVIDERS = ("audioembed.vggish", "audioembed.classifier")
 
 __all__ = [
     "PROVIDERS",

@@ -7,6 +7,7 @@ batches filled across inputs, decoding overlapped with inference, results in inp
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Iterable, Iterator
@@ -209,6 +210,27 @@ class Embedder:
                     break  # stop reading; the flush below yields what came before, then raises
             for done in batcher.flush():
                 yield self._finish(done, errors)
+
+    def with_model_state(self, state: dict[str, np.ndarray]) -> Embedder:
+        """A new Embedder on the same weights, PCA and options, with some VGGish parameters replaced.
+
+        For a fine-tuned classifier, whose file holds the VGGish layers it trained (``{"fc2.weight": ...}``):
+        the new Embedder's model is built afresh from the same weights file (memory-mapped, so cheap), then
+        loads ``state``; the postprocessor is shared. ``model_info`` still names the original weights.
+        """
+        from audioembed.vggish import weights as weights_io  # the loaders, only needed here
+
+        model = weights_io.build_vggish(weights_io.read_weights(self._bundle.weights_file.path))
+        _, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected:
+            raise InvalidOptionError(f"not VGGish parameters: {sorted(unexpected)}")
+        # Built field by field rather than copied: a copy would also take instance attributes (e.g. a
+        # patched bound method) that still point at this Embedder's model.
+        clone = object.__new__(Embedder)
+        clone.options, clone.batch_size, clone.prefetch = self.options, self.batch_size, self.prefetch
+        clone._bundle = dataclasses.replace(self._bundle, model=model)
+        clone._model_lock = threading.Lock()
+        return clone
 
     # --- the stages, for servers that schedule them themselves -------------------------------------------
 

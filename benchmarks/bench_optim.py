@@ -82,5 +82,6 @@ def main() -> None:
             line += f"   ours/torch time {statistics.median(ratios):.2f} (rounds: {rounds})"
         print(line)
 
+
 if __name__ == "__main__":
     main()

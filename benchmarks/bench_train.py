@@ -10,8 +10,11 @@ dropped), on the same He-scaled weights in both engines. Two settings:
 Every measurement runs in its own subprocess; speed children of the two engines alternate round after round
 and each round's ours/torch ratio comes from neighbouring children (compare ratios, not absolute rates, on a
 shared machine). PyTorch runs with 2 intra-op threads (``torch.set_num_threads(2)``), ours with its default
-two workers. Peak RSS: the kernel's peak counter is reset once the model is loaded, then 3 batch-32 steps
-run; the figure is everything the process holds at its high-water mark.
+two workers. The last column is the ratio of CPU time per step (``time.process_time``, all threads): on a
+heavily loaded machine wall time mostly measures the other tenants, CPU time what each engine costs (it
+counts torch's OpenMP threads spinning while they wait, which a quiet machine also pays, less). Peak RSS:
+the kernel's peak counter is reset once the model is loaded, then 3 batch-32 steps run; the figure is
+everything the process holds at its high-water mark.
 
 torch is dev-only (``pip install torch==2.13.0``); without it only ours is measured.
 
@@ -27,6 +30,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -138,13 +142,18 @@ def child(engine: str, setting: str, batches: list[int], runs: int, rss: bool) -
         result["losses"] = [step(x, y) for _ in range(3)]
         result["peak_rss_mib"] = rss_mib("VmHWM")
         return result
-    rates = {}
+    rates, cpu = {}, {}
     for batch in batches:
         x, y = log_mel_batch(batch), labels(batch)
         step(x, y)  # warm-up: buffers, thread pools
-        times = [timed(lambda x=x, y=y: step(x, y)) for _ in range(runs)]
+        times, cpus = [], []
+        for _ in range(runs):
+            start = time.process_time()
+            times.append(timed(lambda x=x, y=y: step(x, y)))
+            cpus.append(time.process_time() - start)
         rates[batch] = batch / statistics.median(times)
-    result["rates"] = rates
+        cpu[batch] = statistics.median(cpus)
+    result["rates"], result["cpu_s"] = rates, cpu
     return result
 
 
@@ -197,7 +206,7 @@ def main() -> None:
     print(f"each child: median of {args.runs} timed steps per batch after a warm-up; load avg {load:.1f}\n")
     both = "ours" in engines and "torch" in engines
     header = f"{'setting':>8}{'batch':>6}" + "".join(f"{e + ' ex/s':>13}" for e in engines)
-    print(header + (f"{'ours/torch':>12}{'min':>7}{'max':>7}" if both else ""))
+    print(header + (f"{'ours/torch':>12}{'min':>7}{'max':>7}{'CPU torch/ours':>16}" if both else ""))
     for setting in args.settings:
         for batch in args.batches:
             key = str(batch)
@@ -210,6 +219,10 @@ def main() -> None:
                     r[("ours", setting)]["rates"][key] / r[("torch", setting)]["rates"][key] for r in rounds
                 ]
                 line += f"{statistics.median(ratios):>12.2f}{min(ratios):>7.2f}{max(ratios):>7.2f}"
+                cpu = [
+                    r[("torch", setting)]["cpu_s"][key] / r[("ours", setting)]["cpu_s"][key] for r in rounds
+                ]
+                line += f"{statistics.median(cpu):>16.2f}"
             print(line)
     if memory:
         print(f"\npeak RSS of batch-{RSS_BATCH} steps (counter reset after loading)")

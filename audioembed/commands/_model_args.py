@@ -9,8 +9,8 @@ from audioembed.pipeline import Embedder
 from audioembed.result import OUTPUT_KINDS
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--weights``, ``--pca``, ``--download`` and the embedding options."""
+def add_model_arguments(parser: argparse.ArgumentParser, *, with_kind: bool = True) -> None:
+    """Add ``--weights``, ``--pca``, ``--download``, the embedding options, and ``--kind`` if asked."""
     group = parser.add_argument_group("model")
     group.add_argument(
         "--weights",
@@ -30,9 +30,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="download the official weights into the cache if none are found",
     )
     options = parser.add_argument_group("embedding options")
-    options.add_argument(
-        "--kind", choices=OUTPUT_KINDS, default="both", help="matrices to output (default: both)"
-    )
+    if with_kind:
+        options.add_argument(
+            "--kind", choices=OUTPUT_KINDS, default="both", help="matrices to output (default: both)"
+        )
     options.add_argument(
         "--hop", type=_hop, default=0.96, metavar="SECONDS", help="hop between examples (default: 0.96)"
     )
@@ -53,7 +54,7 @@ def embedder_from_args(args: argparse.Namespace) -> Embedder:
     return Embedder(
         args.weights,
         args.pca,
-        output=args.kind,
+        output=getattr(args, "kind", "both"),
         hop_seconds=args.hop,
         short_clip=args.short_clip,
         resampler=args.resampler,

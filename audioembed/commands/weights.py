@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 
 from audioembed import weights_install
+from audioembed.classifier.file import describe_classifier, is_classifier_file
 from audioembed.commands import Command
+from audioembed.commands._classifier_info import print_classifier_info
 from audioembed.errors import WeightsFormatError
 from audioembed.vggish import params
 from audioembed.vggish.weights import detect, download, resolve, synthetic, tf_checkpoint
@@ -58,7 +60,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     convert.set_defaults(_weights_run=_convert)
 
-    info = actions.add_parser("info", help="describe a weights file: format, tensors, sha256, provenance")
+    info = actions.add_parser(
+        "info", help="describe a weights or classifier file: format, tensors, sha256, provenance"
+    )
     info.add_argument("file", type=Path, metavar="FILE")
     info.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     info.set_defaults(_weights_run=_info)
@@ -132,6 +136,9 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
+    if is_classifier_file(args.file):  # a head from `audioembed train`: labels, config, provenance
+        print_classifier_info(describe_classifier(args.file), as_json=args.json)
+        return 0
     try:
         weights = read_weights(args.file)
     except WeightsFormatError as error:

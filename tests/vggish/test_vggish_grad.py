@@ -100,6 +100,7 @@ def test_a_frozen_model_given_a_plain_tensor_uses_the_fused_engine(model32) -> N
     np.testing.assert_array_equal(out.data, model32(x))
 
 
+@pytest.mark.slow
 def test_training_only_the_top_runs_the_conv_stack_fused_with_the_same_gradients(model32) -> None:
     model32.requires_grad_(False)
     for name in ("fc1_1", "fc1_2", "fc2"):
@@ -134,6 +135,7 @@ def test_pca_projection_is_differentiable_and_quantization_refuses_a_graph() -> 
     assert isinstance(post.pca_applied(embeddings), np.ndarray)
 
 
+@pytest.mark.slow
 def test_saliency_map_of_a_log_mel_input() -> None:
     """|d score / d input| of one embedding dimension, by Tensor.register_hook on the input and by .grad."""
     model, _ = build(np.float64)
