@@ -31,7 +31,13 @@ FORBIDDEN = {
 }
 # The library modules the server may import from; names must be in their __all__ (or, without one, be
 # public names defined in the module).
-SERVER_MAY_IMPORT = {"audioembed", "audioembed.audio", "audioembed.errors", "audioembed.cli"}
+SERVER_MAY_IMPORT = {
+    "audioembed",
+    "audioembed.audio",
+    "audioembed.errors",
+    "audioembed.cli",
+    "audioembed.classifier",  # served classifiers: Classifier, read_classifier, ClassificationResult
+}
 
 _PROBE = """
 import importlib, json, pkgutil, sys

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from audioembed import __version__
+from audioembed import __version__, weights_install
 from audioembed.classifier.cache import EmbeddingCache, default_cache_dir
 from audioembed.classifier.dataset import read_dataset
 from audioembed.classifier.file import ClassifierFile, state_tensors, write_classifier
@@ -168,7 +168,9 @@ def run(args: argparse.Namespace) -> int:
 
         vggish_state: dict = {}
         if args.fine_tune:
-            weights = resolve_weights(args.weights, allow_download=args.download)
+            weights = resolve_weights(
+                args.weights, download=weights_install.download_official if args.download else None
+            )
             outcome, vggish_state = fine_tune(
                 train_clips,
                 val_clips,

@@ -25,6 +25,7 @@ from audioembed import audio
 from audioembed.errors import AudioEmbedError
 from audioembed_server.auth import TokenAuthInterceptor
 from audioembed_server.batcher import DynamicBatcher
+from audioembed_server.classifiers import load_classifiers
 from audioembed_server.config import ServerConfig
 from audioembed_server.engine import Engine
 from audioembed_server.logs import log_event
@@ -186,21 +187,30 @@ class EmbeddingServer:
         try:
             embedder = self._factory()
             info = embedder.model_info
+            # Before serving anything: a head trained on other weights refuses to load (both sha256 named).
+            classifiers = load_classifiers(self.config.classifiers, embedder)
             # One warm-up batch: the first call pays for allocations that should not land on a user.
             embedder.run_model(np.zeros((1, audio.EXAMPLE_WINDOW_FRAMES, audio.NUM_MEL_BANDS), np.float32))
-            batcher = DynamicBatcher(
-                embedder.run_model,
-                max_batch=self.config.max_batch_examples,
-                max_delay=self.config.max_queue_delay_ms / 1000.0,
-                max_queued=self.config.max_queue_examples,
-                on_batch=self.metrics.on_batch,
-            )
+            batcher = self._batcher(embedder)
+            # A fine-tuned classifier's windows run through its own VGGish layers: an engine of its own.
+            own_engines = {
+                name: Engine(clf.embedder, self._batcher(clf.embedder), pca_loaded=bool(info.pca_loaded))
+                for name, clf in classifiers.items()
+                if clf.fine_tuned
+            }
             self.metrics.queued_examples.read = lambda: batcher.queued_rows
             with self._stop_lock:
+                engine = Engine(
+                    embedder,
+                    batcher,
+                    pca_loaded=bool(info.pca_loaded),
+                    classifiers=classifiers,
+                    classifier_engines=own_engines,
+                )
                 if self._stopped.is_set():  # stopped while loading: do not come up
-                    batcher.close()
+                    engine.close()
                     return
-                self.servicer.engine = Engine(embedder, batcher, pca_loaded=bool(info.pca_loaded))
+                self.servicer.engine = engine
                 self.health.set(SERVICE_NAME, _SERVING)
             log_event(
                 "model_loaded",
@@ -210,6 +220,7 @@ class EmbeddingServer:
                 weights_source=info.weights_source,
                 synthetic=info.synthetic,
                 pca_loaded=info.pca_loaded,
+                classifiers=",".join(sorted(classifiers)) or None,
             )
         except Exception as error:
             self.servicer.load_error = error
@@ -223,6 +234,15 @@ class EmbeddingServer:
             )
         finally:
             self._loaded.set()
+
+    def _batcher(self, embedder: Any) -> DynamicBatcher:
+        return DynamicBatcher(
+            embedder.run_model,
+            max_batch=self.config.max_batch_examples,
+            max_delay=self.config.max_queue_delay_ms / 1000.0,
+            max_queued=self.config.max_queue_examples,
+            on_batch=self.metrics.on_batch,
+        )
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Block until the model has loaded (True) or failed to load (raises its error); False on timeout."""
@@ -264,7 +284,7 @@ class EmbeddingServer:
         done.wait()
         engine = self.servicer.engine
         if engine is not None:
-            engine.batcher.close(timeout=max(grace, 1.0))
+            engine.close(timeout=max(grace, 1.0))
         if self._metrics_server is not None:
             self._metrics_server.close()
         log_event("shutdown_complete", seconds=round(time.perf_counter() - started, 3))

@@ -20,16 +20,14 @@ import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from audioembed.errors import InvalidOptionError
-from audioembed_server.client_requests import AudioItem
+from audioembed_server.classify_client import ClassifyCalls, ServedClassifier, served_classifier
+from audioembed_server.client_requests import AudioItem, stream_requests
 from audioembed_server.client_requests import audio_message as _audio_message
 from audioembed_server.client_requests import embed_options as _options
-from audioembed_server.client_requests import pcm_bytes as _pcm_bytes
-from audioembed_server.client_requests import stream_pcm as _stream_pcm
 from audioembed_server.client_results import batch_results, concatenate_results, to_result
 from audioembed_server.client_status import RETRYABLE, ServiceError, retry_delay
 from audioembed_server.client_status import service_error as _service_error
 from audioembed_server.client_status import status_code as _status_code  # noqa: F401 (see below)
-from audioembed_server.convert import PCM_ENUMS
 from audioembed_server.proto import embedding_service_pb2 as pb
 from audioembed_server.proto import embedding_service_pb2_grpc as pb_grpc
 from audioembed_server.servicer import SERVICE_NAME
@@ -66,9 +64,10 @@ class ServiceInfo:
     synthetic: bool
     limits: dict[str, float]
     version: str
+    classifiers: tuple[ServedClassifier, ...] = ()  # what `classify` can use, sorted by name
 
 
-class EmbeddingClient:
+class EmbeddingClient(ClassifyCalls):
     """A client of ``audioembed.v1.EmbeddingService``.
 
     Parameters
@@ -230,33 +229,10 @@ class EmbeddingClient:
         ``duration_seconds`` and ``short_clip`` describe the whole stream. Streams are not retried.
         """
         options = _options(output, hop_seconds, short_clip)
-        chunk_iter = iter(chunks)
-        if sample_rate is None:
-            config = pb.StreamConfig(encoded=True, options=options)
-            payloads: Iterator[bytes] = (bytes(c) for c in chunk_iter)
-        else:
-            first = next(chunk_iter, None)
-            if encoding is None:
-                if not isinstance(first, np.ndarray):
-                    raise InvalidOptionError("PCM byte chunks need encoding='s16le' or 'f32le'")
-                encoding = _pcm_bytes(first)[1]
-            if encoding not in PCM_ENUMS:
-                raise InvalidOptionError(f"encoding must be 's16le' or 'f32le', got {encoding!r}")
-            fmt = pb.PcmFormat(
-                encoding=PCM_ENUMS[encoding], sample_rate=int(sample_rate), channels=int(channels)
-            )
-            config = pb.StreamConfig(pcm=fmt, options=options)
-            rest = chunk_iter if first is None else itertools.chain([first], chunk_iter)
-            payloads = (_stream_pcm(c, encoding) for c in rest)
-
-        def requests() -> Iterator[pb.EmbedStreamRequest]:
-            yield pb.EmbedStreamRequest(config=config)
-            for payload in payloads:
-                yield pb.EmbedStreamRequest(chunk=payload)
-
-        responses = self._stub.EmbedStream(
-            requests(), timeout=timeout or self.timeout, metadata=self._metadata
+        requests = stream_requests(
+            chunks, options, sample_rate=sample_rate, channels=channels, encoding=encoding
         )
+        responses = self._stub.EmbedStream(requests, timeout=timeout or self.timeout, metadata=self._metadata)
         try:
             for response in responses:
                 yield to_result(response.result)
@@ -289,6 +265,7 @@ class EmbeddingClient:
             synthetic=info.weights.synthetic,
             limits=limits,
             version=info.version,
+            classifiers=tuple(served_classifier(c) for c in info.classifiers),
         )
 
     def health(self, service: str = SERVICE_NAME, *, timeout: float = 5.0) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from audioembed.cli import Command
+from audioembed_server import classify_command
 from audioembed_server.client import DEFAULT_CHUNK_BYTES, EmbeddingClient, ServiceError
 
 MESSAGE_OVERHEAD = 64 * 1024  # bytes of a request besides the audio, with a wide margin
@@ -43,6 +44,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stream", action="store_true", help="send files with EmbedStream (no size limit)")
     parser.add_argument("-o", "--output-dir", type=Path, help="write <file name>.npz here for each input")
     parser.add_argument("--info", action="store_true", help="print the server's model info as JSON")
+    classify_command.add_arguments(parser)
 
 
 def _summary(path: Path, result: Any) -> dict[str, Any]:
@@ -59,6 +61,7 @@ def _summary(path: Path, result: Any) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    classify_command.check_arguments(args)
     token = args.token or os.environ.get("AUDIOEMBED_TOKEN") or None
     address = args.address or [os.environ.get("AUDIOEMBED_ADDRESS") or "localhost:50051"]
     client = EmbeddingClient(
@@ -77,10 +80,15 @@ def run(args: argparse.Namespace) -> int:
         )
         for path in args.files:
             try:
-                if args.stream or (limit is not None and path.is_file() and path.stat().st_size > limit):
-                    chunk = (
-                        DEFAULT_CHUNK_BYTES if limit is None else max(1024, min(DEFAULT_CHUNK_BYTES, limit))
+                stream = args.stream or (limit is not None and path.is_file() and path.stat().st_size > limit)
+                chunk = DEFAULT_CHUNK_BYTES if limit is None else max(1024, min(DEFAULT_CHUNK_BYTES, limit))
+                if args.classify is not None:  # a served classifier's scores instead of embeddings
+                    print(
+                        json.dumps(classify_command.classify_one(client, args, path, stream, chunk)),
+                        flush=True,
                     )
+                    continue
+                if stream:
                     result = client.embed_file_stream(path, chunk_bytes=chunk, **options)
                 else:
                     result = client.embed(path, **options)

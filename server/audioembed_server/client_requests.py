@@ -6,7 +6,9 @@ bad one) before anything is sent.
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +89,41 @@ def embed_options(output: str, hop_seconds: float | None, short_clip: str | None
     if short_clip is not None:
         options.short_clip = SHORT_CLIP_ENUMS[short_clip]
     return options
+
+
+def stream_requests(
+    chunks: Iterable[bytes | np.ndarray],
+    options: pb.EmbedOptions,
+    *,
+    sample_rate: int | None,
+    channels: int = 1,
+    encoding: str | None = None,
+    classifier: str = "",
+    top_k: int = 0,
+) -> Iterator[pb.EmbedStreamRequest]:
+    """The messages of one ``EmbedStream`` call: the config (format, options, classifier), then the chunks."""
+    chunk_iter = iter(chunks)
+    if sample_rate is None:
+        config = pb.StreamConfig(encoded=True, options=options)
+        payloads: Iterator[bytes] = (bytes(c) for c in chunk_iter)
+    else:
+        first = next(chunk_iter, None)
+        if encoding is None:
+            if not isinstance(first, np.ndarray):
+                raise InvalidOptionError("PCM byte chunks need encoding='s16le' or 'f32le'")
+            encoding = pcm_bytes(first)[1]
+        if encoding not in PCM_ENUMS:
+            raise InvalidOptionError(f"encoding must be 's16le' or 'f32le', got {encoding!r}")
+        fmt = pb.PcmFormat(encoding=PCM_ENUMS[encoding], sample_rate=int(sample_rate), channels=int(channels))
+        config = pb.StreamConfig(pcm=fmt, options=options)
+        rest = chunk_iter if first is None else itertools.chain([first], chunk_iter)
+        payloads = (stream_pcm(c, encoding) for c in rest)
+    config.classifier = classifier
+    config.top_k = top_k
+
+    def requests() -> Iterator[pb.EmbedStreamRequest]:
+        yield pb.EmbedStreamRequest(config=config)
+        for payload in payloads:
+            yield pb.EmbedStreamRequest(chunk=payload)
+
+    return requests()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from audioembed.errors import InvalidOptionError
+from audioembed_server import classifiers
 
 ENV_PREFIX = "AUDIOEMBED_"
 MIB = 1024 * 1024
@@ -30,6 +31,8 @@ class ServerConfig:
     pca: str | None = None  # PCA parameters (.npz / .pth); None = no quantized output unless downloaded
     resampler: str = "reference"  # "reference" (matches the reference's resampy) or "fast" (polyphase)
     allow_download: bool = False  # fetch the official files when no weights are given and none are cached
+    # (name, path) of each `--classifier NAME=PATH`: heads from `audioembed train` served by Classify.
+    classifiers: tuple[tuple[str, str], ...] = ()
     max_batch_examples: int = 64  # examples per model batch: VGGish throughput flattens out around here
     max_queue_delay_ms: float = 25.0  # how long the first queued example waits for others to fill the batch
     max_queue_examples: int = 2048  # bounded queue (~100 MB of float64 log-mel); beyond: RESOURCE_EXHAUSTED
@@ -112,6 +115,7 @@ class ServerConfig:
             raise InvalidOptionError(f"resampler must be 'reference' or 'fast', got {self.resampler!r}")
         if self.log_format not in ("kv", "json"):
             raise InvalidOptionError(f"log_format must be 'kv' or 'json', got {self.log_format!r}")
+        object.__setattr__(self, "classifiers", classifiers.check_specs(self.classifiers))
 
     @property
     def address(self) -> str:
@@ -181,6 +185,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add one flag per config field; defaults stay ``None`` so unset flags fall back to the environment."""
     defaults = ServerConfig()
     for f in dataclasses.fields(ServerConfig):
+        if f.name == "classifiers":  # repeatable: one NAME=PATH per flag (--classifiers is an alias)
+            parser.add_argument(
+                "--classifier",
+                "--classifiers",
+                dest="classifiers",
+                action="append",
+                default=None,
+                metavar="NAME=PATH",
+                help=f"serve a classifier file as NAME (repeatable; env {env_name(f.name)}=N1=P1,N2=P2)",
+            )
+            continue
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
         help_text = f"(env {env_name(f.name)}; default: {default!r})"
@@ -210,7 +225,12 @@ def config_from(args: argparse.Namespace | None = None, env: Mapping[str, str] |
     values: dict[str, Any] = {}
     for f in dataclasses.fields(ServerConfig):
         flag_value = getattr(args, f.name, None) if args is not None else None
-        if flag_value is not None:
+        if f.name == "classifiers":
+            if flag_value is not None:
+                values[f.name] = classifiers.parse_specs(flag_value, "--classifier")
+            elif env.get(env_name(f.name)) not in (None, ""):
+                values[f.name] = classifiers.parse_env(env[env_name(f.name)], env_name(f.name))
+        elif flag_value is not None:
             values[f.name] = _parse(f, str(flag_value), f"--{f.name.replace('_', '-')}")
         elif env.get(env_name(f.name)) not in (None, ""):
             values[f.name] = _parse(f, env[env_name(f.name)], env_name(f.name))

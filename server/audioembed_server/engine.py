@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import CancelledError
 from concurrent.futures import TimeoutError as FutureTimeoutError
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -46,11 +46,28 @@ class Engine:
     batcher : DynamicBatcher
     pca_loaded : bool
         Whether quantized outputs can be produced.
+    classifiers : dict of str to audioembed.classifier.Classifier
+        The served classifiers by name (``serve --classifier NAME=PATH``).
+    classifier_engines : dict of str to Engine
+        For each fine-tuned classifier (its own VGGish layers), the engine its windows run on: its own
+        embedder and batcher. The others run on this engine.
     """
 
     embedder: Any
     batcher: DynamicBatcher
     pca_loaded: bool
+    classifiers: dict[str, Any] = field(default_factory=dict)
+    classifier_engines: dict[str, Engine] = field(default_factory=dict)
+
+    def for_classifier(self, name: str) -> Engine:
+        """The engine that computes the embeddings of classifier ``name``."""
+        return self.classifier_engines.get(name, self)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop the batchers (this one and the fine-tuned classifiers')."""
+        self.batcher.close(timeout=timeout)
+        for engine in self.classifier_engines.values():
+            engine.batcher.close(timeout=timeout)
 
     @property
     def dimension(self) -> int:

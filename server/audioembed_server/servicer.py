@@ -14,6 +14,8 @@ import grpc
 
 from audioembed import __version__
 from audioembed_server.batch_call import embed_batch
+from audioembed_server.classifiers import classifier_infos
+from audioembed_server.classify_call import classify, classify_batch
 from audioembed_server.config import ServerConfig
 from audioembed_server.convert import RequestOptions, result_to_proto
 from audioembed_server.engine import Engine, check_deadline
@@ -131,4 +133,18 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
                 max_batch_items=c.max_batch_items,
             ),
             version=__version__,
+            classifiers=classifier_infos(engine.classifiers),
         )
+
+    @rpc("Classify")
+    def Classify(  # noqa: N802 - gRPC's method name
+        self, request: pb.ClassifyRequest, context: grpc.ServicerContext, stats: CallStats
+    ) -> pb.ClassifyResponse:
+        return classify(self.ready_engine(), request, context, stats)
+
+    @rpc("ClassifyBatch")
+    def ClassifyBatch(  # noqa: N802 - gRPC's method name
+        self, request: pb.ClassifyBatchRequest, context: grpc.ServicerContext, stats: CallStats
+    ) -> pb.ClassifyBatchResponse:
+        engine = self.ready_engine()
+        return classify_batch(engine, request, context, stats, max_items=self.config.max_batch_items)

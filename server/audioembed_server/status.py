@@ -17,7 +17,7 @@ from typing import Any
 
 import grpc
 
-from audioembed.errors import InvalidInputError, WeightsError
+from audioembed.errors import ClassifierError, InvalidInputError, WeightsError
 from audioembed_server.batcher import (
     BatcherClosedError,
     QueueFullError,
@@ -68,7 +68,7 @@ def status_for(error: BaseException) -> Mapped:
         return Mapped(grpc.StatusCode.DEADLINE_EXCEEDED, str(error))
     if isinstance(error, RequestCancelledError):
         return Mapped(grpc.StatusCode.CANCELLED, str(error))
-    if isinstance(error, WeightsError):
+    if isinstance(error, WeightsError | ClassifierError):  # a model or classifier that does not fit
         return Mapped(grpc.StatusCode.FAILED_PRECONDITION, str(error))
     if isinstance(error, grpc.RpcError):
         # Raised by a request stream that gRPC already terminated (client cancelled, or a message over the

@@ -17,6 +17,7 @@ import numpy as np
 
 from audioembed import audio
 from audioembed.errors import AudioDecodeError, InvalidOptionError
+from audioembed_server.classify_call import StreamScorer, stream_scorer, with_trained_defaults
 from audioembed_server.config import ServerConfig
 from audioembed_server.convert import RequestOptions, pcm_format, result_to_proto
 from audioembed_server.engine import Engine
@@ -41,6 +42,10 @@ def embed_stream(
         raise InvalidOptionError("the first EmbedStream message must carry `config` (format and options)")
     stream_config = first.config
     options = RequestOptions.from_proto(stream_config.options, pca_loaded=engine.pca_loaded)
+    scorer = stream_scorer(engine, stream_config)  # None unless the config names a classifier
+    if scorer is not None:
+        options = with_trained_defaults(options, scorer.classifier)
+        engine = engine.for_classifier(scorer.name)  # a fine-tuned classifier's own VGGish
     defaults = engine.embedder.options
     hop = options.hop_seconds if options.hop_seconds is not None else defaults.hop_seconds
     short_clip = options.short_clip or defaults.short_clip
@@ -64,11 +69,11 @@ def embed_stream(
         for block in blocks:
             log_mel, starts = front.push(block)
             if log_mel.shape[0]:
-                yield _response(engine, front, log_mel, starts, options, context, stats)
+                yield _response(engine, front, log_mel, starts, options, context, stats, scorer=scorer)
         if front.samples_pushed == 0:
             raise AudioDecodeError("the stream carried no audio samples")
         log_mel, starts = front.finish(short_clip=short_clip)
-        yield _response(engine, front, log_mel, starts, options, context, stats, final=True)
+        yield _response(engine, front, log_mel, starts, options, context, stats, final=True, scorer=scorer)
 
 
 def _pcm_blocks(
@@ -130,6 +135,7 @@ def _response(
     stats: CallStats,
     *,
     final: bool = False,
+    scorer: StreamScorer | None = None,
 ) -> pb.EmbedStreamResponse:
     """Run the model on examples ``[k, 96, 64]`` starting at ``starts [k]``; wrap them as a stream message."""
     future = engine.submit(log_mel, context)
@@ -147,4 +153,7 @@ def _response(
         short_clip=front.short_clip if final else "none",
     )
     result = engine.embedder.make_result(examples, raw, quantized)
-    return pb.EmbedStreamResponse(result=result_to_proto(result, output=options.output), final=final)
+    response = pb.EmbedStreamResponse(result=result_to_proto(result, output=options.output), final=final)
+    if scorer is not None:  # the classifier's scores of these windows, and of the whole stream so far
+        response.classification.CopyFrom(scorer.score(result))
+    return response

@@ -24,19 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%audioembed/v1/embedding_service.proto\x12\raudioembed.v1\"`\n\tPcmFormat\x12,\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x1a.audioembed.v1.PcmEncoding\x12\x13\n\x0bsample_rate\x18\x02 \x01(\r\x12\x10\n\x08\x63hannels\x18\x03 \x01(\r\"@\n\x06RawPcm\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12(\n\x06\x66ormat\x18\x02 \x01(\x0b\x32\x18.audioembed.v1.PcmFormat\"J\n\x05\x41udio\x12\x11\n\x07\x65ncoded\x18\x01 \x01(\x0cH\x00\x12$\n\x03pcm\x18\x02 \x01(\x0b\x32\x15.audioembed.v1.RawPcmH\x00\x42\x08\n\x06source\"\x97\x01\n\x0c\x45mbedOptions\x12)\n\x06output\x18\x01 \x01(\x0e\x32\x19.audioembed.v1.OutputKind\x12\x18\n\x0bhop_seconds\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x32\n\nshort_clip\x18\x03 \x01(\x0e\x32\x1e.audioembed.v1.ShortClipPolicyB\x0e\n\x0c_hop_seconds\"a\n\x0c\x45mbedRequest\x12#\n\x05\x61udio\x18\x01 \x01(\x0b\x32\x14.audioembed.v1.Audio\x12,\n\x07options\x18\x02 \x01(\x0b\x32\x1b.audioembed.v1.EmbedOptions\"\xa6\x02\n\x0f\x45mbeddingResult\x12\x14\n\x0cnum_examples\x18\x01 \x01(\r\x12\x11\n\tdimension\x18\x02 \x01(\r\x12\x0b\n\x03raw\x18\x03 \x01(\x0c\x12\x11\n\tquantized\x18\x04 \x01(\x0c\x12\x12\n\ntimestamps\x18\x05 \x03(\x01\x12\x16\n\x0ewindow_seconds\x18\x06 \x01(\x01\x12\x13\n\x0bhop_seconds\x18\x07 \x01(\x01\x12\x18\n\x10\x64uration_seconds\x18\x08 \x01(\x01\x12\x13\n\x0bsample_rate\x18\t \x01(\r\x12\x32\n\nshort_clip\x18\n \x01(\x0e\x32\x1e.audioembed.v1.ShortClipPolicy\x12\x15\n\rhas_quantized\x18\x0b \x01(\x08\x12\x0f\n\x07has_raw\x18\x0c \x01(\x08\"?\n\rEmbedResponse\x12.\n\x06result\x18\x01 \x01(\x0b\x32\x1e.audioembed.v1.EmbeddingResult\"?\n\x11\x45mbedBatchRequest\x12*\n\x05items\x18\x01 \x03(\x0b\x32\x1b.audioembed.v1.EmbedRequest\"\'\n\x06Status\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"{\n\x14\x45mbedBatchItemResult\x12\x30\n\x06result\x18\x01 \x01(\x0b\x32\x1e.audioembed.v1.EmbeddingResultH\x00\x12&\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x15.audioembed.v1.StatusH\x00\x42\t\n\x07outcome\"H\n\x12\x45mbedBatchResponse\x12\x32\n\x05items\x18\x01 \x03(\x0b\x32#.audioembed.v1.EmbedBatchItemResult\"\x82\x01\n\x0cStreamConfig\x12\'\n\x03pcm\x18\x01 \x01(\x0b\x32\x18.audioembed.v1.PcmFormatH\x00\x12\x11\n\x07\x65ncoded\x18\x02 \x01(\x08H\x00\x12,\n\x07options\x18\x03 \x01(\x0b\x32\x1b.audioembed.v1.EmbedOptionsB\x08\n\x06\x66ormat\"_\n\x12\x45mbedStreamRequest\x12-\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.audioembed.v1.StreamConfigH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"T\n\x13\x45mbedStreamResponse\x12.\n\x06result\x18\x01 \x01(\x0b\x32\x1e.audioembed.v1.EmbeddingResult\x12\r\n\x05\x66inal\x18\x02 \x01(\x08\"\x15\n\x13GetModelInfoRequest\"F\n\x11WeightsProvenance\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x11\n\tsynthetic\x18\x03 \x01(\x08\"\xd8\x01\n\x0cServerLimits\x12\x1a\n\x12max_batch_examples\x18\x01 \x01(\r\x12\x1a\n\x12max_queue_delay_ms\x18\x02 \x01(\x01\x12\x1a\n\x12max_queue_examples\x18\x03 \x01(\r\x12!\n\x19max_receive_message_bytes\x18\x04 \x01(\x04\x12\x1e\n\x16max_send_message_bytes\x18\x05 \x01(\x04\x12\x18\n\x10max_stream_bytes\x18\x06 \x01(\x04\x12\x17\n\x0fmax_batch_items\x18\x07 \x01(\r\"\xe5\x01\n\tModelInfo\x12\x13\n\x0bsample_rate\x18\x01 \x01(\r\x12\x16\n\x0ewindow_seconds\x18\x02 \x01(\x01\x12\x13\n\x0bhop_seconds\x18\x03 \x01(\x01\x12\x11\n\tdimension\x18\x04 \x01(\r\x12\x12\n\npca_loaded\x18\x05 \x01(\x08\x12\x31\n\x07weights\x18\x06 \x01(\x0b\x32 .audioembed.v1.WeightsProvenance\x12+\n\x06limits\x18\x07 \x01(\x0b\x32\x1b.audioembed.v1.ServerLimits\x12\x0f\n\x07version\x18\x08 \x01(\t*o\n\nOutputKind\x12\x1b\n\x17OUTPUT_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10OUTPUT_KIND_BOTH\x10\x01\x12\x13\n\x0fOUTPUT_KIND_RAW\x10\x02\x12\x19\n\x15OUTPUT_KIND_QUANTIZED\x10\x03*\x87\x01\n\x0fShortClipPolicy\x12!\n\x1dSHORT_CLIP_POLICY_UNSPECIFIED\x10\x00\x12\x1a\n\x16SHORT_CLIP_POLICY_NONE\x10\x01\x12\x19\n\x15SHORT_CLIP_POLICY_PAD\x10\x02\x12\x1a\n\x16SHORT_CLIP_POLICY_DROP\x10\x03*[\n\x0bPcmEncoding\x12\x1c\n\x18PCM_ENCODING_UNSPECIFIED\x10\x00\x12\x16\n\x12PCM_ENCODING_S16LE\x10\x01\x12\x16\n\x12PCM_ENCODING_F32LE\x10\x02\x32\xd1\x02\n\x10\x45mbeddingService\x12\x42\n\x05\x45mbed\x12\x1b.audioembed.v1.EmbedRequest\x1a\x1c.audioembed.v1.EmbedResponse\x12Q\n\nEmbedBatch\x12 .audioembed.v1.EmbedBatchRequest\x1a!.audioembed.v1.EmbedBatchResponse\x12X\n\x0b\x45mbedStream\x12!.audioembed.v1.EmbedStreamRequest\x1a\".audioembed.v1.EmbedStreamResponse(\x01\x30\x01\x12L\n\x0cGetModelInfo\x12\".audioembed.v1.GetModelInfoRequest\x1a\x18.audioembed.v1.ModelInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%audioembed/v1/embedding_service.proto\x12\raudioembed.v1\"`\n\tPcmFormat\x12,\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x1a.audioembed.v1.PcmEncoding\x12\x13\n\x0bsample_rate\x18\x02 \x01(\r\x12\x10\n\x08\x63hannels\x18\x03 \x01(\r\"@\n\x06RawPcm\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12(\n\x06\x66ormat\x18\x02 \x01(\x0b\x32\x18.audioembed.v1.PcmFormat\"J\n\x05\x41udio\x12\x11\n\x07\x65ncoded\x18\x01 \x01(\x0cH\x00\x12$\n\x03pcm\x18\x02 \x01(\x0b\x32\x15.audioembed.v1.RawPcmH\x00\x42\x08\n\x06source\"\x97\x01\n\x0c\x45mbedOptions\x12)\n\x06output\x18\x01 \x01(\x0e\x32\x19.audioembed.v1.OutputKind\x12\x18\n\x0bhop_seconds\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x32\n\nshort_clip\x18\x03 \x01(\x0e\x32\x1e.audioembed.v1.ShortClipPolicyB\x0e\n\x0c_hop_seconds\"a\n\x0c\x45mbedRequest\x12#\n\x05\x61udio\x18\x01 \x01(\x0b\x32\x14.audioembed.v1.Audio\x12,\n\x07options\x18\x02 \x01(\x0b\x32\x1b.audioembed.v1.EmbedOptions\"\xa6\x02\n\x0f\x45mbeddingResult\x12\x14\n\x0cnum_examples\x18\x01 \x01(\r\x12\x11\n\tdimension\x18\x02 \x01(\r\x12\x0b\n\x03raw\x18\x03 \x01(\x0c\x12\x11\n\tquantized\x18\x04 \x01(\x0c\x12\x12\n\ntimestamps\x18\x05 \x03(\x01\x12\x16\n\x0ewindow_seconds\x18\x06 \x01(\x01\x12\x13\n\x0bhop_seconds\x18\x07 \x01(\x01\x12\x18\n\x10\x64uration_seconds\x18\x08 \x01(\x01\x12\x13\n\x0bsample_rate\x18\t \x01(\r\x12\x32\n\nshort_clip\x18\n \x01(\x0e\x32\x1e.audioembed.v1.ShortClipPolicy\x12\x15\n\rhas_quantized\x18\x0b \x01(\x08\x12\x0f\n\x07has_raw\x18\x0c \x01(\x08\"?\n\rEmbedResponse\x12.\n\x06result\x18\x01 \x01(\x0b\x32\x1e.audioembed.v1.EmbeddingResult\"?\n\x11\x45mbedBatchRequest\x12*\n\x05items\x18\x01 \x03(\x0b\x32\x1b.audioembed.v1.EmbedRequest\"\'\n\x06Status\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"{\n\x14\x45mbedBatchItemResult\x12\x30\n\x06result\x18\x01 \x01(\x0b\x32\x1e.audioembed.v1.EmbeddingResultH\x00\x12&\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x15.audioembed.v1.StatusH\x00\x42\t\n\x07outcome\"H\n\x12\x45mbedBatchResponse\x12\x32\n\x05items\x18\x01 \x03(\x0b\x32#.audioembed.v1.EmbedBatchItemResult\"\xa5\x01\n\x0cStreamConfig\x12\'\n\x03pcm\x18\x01 \x01(\x0b\x32\x18.audioembed.v1.PcmFormatH\x00\x12\x11\n\x07\x65ncoded\x18\x02 \x01(\x08H\x00\x12,\n\x07options\x18\x03 \x01(\x0b\x32\x1b.audioembed.v1.EmbedOptions\x12\x12\n\nclassifier\x18\x04 \x01(\t\x12\r\n\x05top_k\x18\x05 \x01(\rB\x08\n\x06\x66ormat\"_\n\x12\x45mbedStreamRequest\x12-\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.audioembed.v1.StreamConfigH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"\x91\x01\n\x13\x45mbedStreamResponse\x12.\n\x06result\x18\x01 \x01(\x0b\x32\x1e.audioembed.v1.EmbeddingResult\x12\r\n\x05\x66inal\x18\x02 \x01(\x08\x12;\n\x0e\x63lassification\x18\x03 \x01(\x0b\x32#.audioembed.v1.ClassificationResult\"\x15\n\x13GetModelInfoRequest\"F\n\x11WeightsProvenance\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x11\n\tsynthetic\x18\x03 \x01(\x08\"\xd8\x01\n\x0cServerLimits\x12\x1a\n\x12max_batch_examples\x18\x01 \x01(\r\x12\x1a\n\x12max_queue_delay_ms\x18\x02 \x01(\x01\x12\x1a\n\x12max_queue_examples\x18\x03 \x01(\r\x12!\n\x19max_receive_message_bytes\x18\x04 \x01(\x04\x12\x1e\n\x16max_send_message_bytes\x18\x05 \x01(\x04\x12\x18\n\x10max_stream_bytes\x18\x06 \x01(\x04\x12\x17\n\x0fmax_batch_items\x18\x07 \x01(\r\"\x99\x02\n\tModelInfo\x12\x13\n\x0bsample_rate\x18\x01 \x01(\r\x12\x16\n\x0ewindow_seconds\x18\x02 \x01(\x01\x12\x13\n\x0bhop_seconds\x18\x03 \x01(\x01\x12\x11\n\tdimension\x18\x04 \x01(\r\x12\x12\n\npca_loaded\x18\x05 \x01(\x08\x12\x31\n\x07weights\x18\x06 \x01(\x0b\x32 .audioembed.v1.WeightsProvenance\x12+\n\x06limits\x18\x07 \x01(\x0b\x32\x1b.audioembed.v1.ServerLimits\x12\x0f\n\x07version\x18\x08 \x01(\t\x12\x32\n\x0b\x63lassifiers\x18\t \x03(\x0b\x32\x1d.audioembed.v1.ClassifierInfo\"\x9d\x01\n\x0e\x43lassifierInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06labels\x18\x02 \x03(\t\x12\x13\n\x0bmulti_label\x18\x03 \x01(\x08\x12\x15\n\rvggish_sha256\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\x06 \x01(\t\x12\x0c\n\x04pool\x18\x07 \x01(\t\x12\x12\n\nfine_tuned\x18\x08 \x01(\x08\"o\n\x0f\x43lassifyOptions\x12\x18\n\x0bhop_seconds\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x32\n\nshort_clip\x18\x02 \x01(\x0e\x32\x1e.audioembed.v1.ShortClipPolicyB\x0e\n\x0c_hop_seconds\"\x8a\x01\n\x0f\x43lassifyRequest\x12#\n\x05\x61udio\x18\x01 \x01(\x0b\x32\x14.audioembed.v1.Audio\x12\x12\n\nclassifier\x18\x02 \x01(\t\x12\r\n\x05top_k\x18\x03 \x01(\r\x12/\n\x07options\x18\x04 \x01(\x0b\x32\x1e.audioembed.v1.ClassifyOptions\"*\n\nLabelScore\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\"\xf3\x02\n\x14\x43lassificationResult\x12\x12\n\nclassifier\x18\x01 \x01(\t\x12\x0e\n\x06labels\x18\x02 \x03(\t\x12\x13\n\x0bnum_windows\x18\x03 \x01(\r\x12\x13\n\x0bnum_classes\x18\x04 \x01(\r\x12\x15\n\rwindow_scores\x18\x05 \x01(\x0c\x12\x13\n\x0b\x63lip_scores\x18\x06 \x03(\x02\x12(\n\x05top_k\x18\x07 \x03(\x0b\x32\x19.audioembed.v1.LabelScore\x12\x12\n\ntimestamps\x18\x08 \x03(\x01\x12\x16\n\x0ewindow_seconds\x18\t \x01(\x01\x12\x13\n\x0bhop_seconds\x18\n \x01(\x01\x12\x18\n\x10\x64uration_seconds\x18\x0b \x01(\x01\x12\x13\n\x0bsample_rate\x18\x0c \x01(\r\x12\x32\n\nshort_clip\x18\r \x01(\x0e\x32\x1e.audioembed.v1.ShortClipPolicy\x12\x13\n\x0bmulti_label\x18\x0e \x01(\x08\"G\n\x10\x43lassifyResponse\x12\x33\n\x06result\x18\x01 \x01(\x0b\x32#.audioembed.v1.ClassificationResult\"E\n\x14\x43lassifyBatchRequest\x12-\n\x05items\x18\x01 \x03(\x0b\x32\x1e.audioembed.v1.ClassifyRequest\"\x83\x01\n\x17\x43lassifyBatchItemResult\x12\x35\n\x06result\x18\x01 \x01(\x0b\x32#.audioembed.v1.ClassificationResultH\x00\x12&\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x15.audioembed.v1.StatusH\x00\x42\t\n\x07outcome\"N\n\x15\x43lassifyBatchResponse\x12\x35\n\x05items\x18\x01 \x03(\x0b\x32&.audioembed.v1.ClassifyBatchItemResult*o\n\nOutputKind\x12\x1b\n\x17OUTPUT_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10OUTPUT_KIND_BOTH\x10\x01\x12\x13\n\x0fOUTPUT_KIND_RAW\x10\x02\x12\x19\n\x15OUTPUT_KIND_QUANTIZED\x10\x03*\x87\x01\n\x0fShortClipPolicy\x12!\n\x1dSHORT_CLIP_POLICY_UNSPECIFIED\x10\x00\x12\x1a\n\x16SHORT_CLIP_POLICY_NONE\x10\x01\x12\x19\n\x15SHORT_CLIP_POLICY_PAD\x10\x02\x12\x1a\n\x16SHORT_CLIP_POLICY_DROP\x10\x03*[\n\x0bPcmEncoding\x12\x1c\n\x18PCM_ENCODING_UNSPECIFIED\x10\x00\x12\x16\n\x12PCM_ENCODING_S16LE\x10\x01\x12\x16\n\x12PCM_ENCODING_F32LE\x10\x02\x32\xfa\x03\n\x10\x45mbeddingService\x12\x42\n\x05\x45mbed\x12\x1b.audioembed.v1.EmbedRequest\x1a\x1c.audioembed.v1.EmbedResponse\x12Q\n\nEmbedBatch\x12 .audioembed.v1.EmbedBatchRequest\x1a!.audioembed.v1.EmbedBatchResponse\x12X\n\x0b\x45mbedStream\x12!.audioembed.v1.EmbedStreamRequest\x1a\".audioembed.v1.EmbedStreamResponse(\x01\x30\x01\x12L\n\x0cGetModelInfo\x12\".audioembed.v1.GetModelInfoRequest\x1a\x18.audioembed.v1.ModelInfo\x12K\n\x08\x43lassify\x12\x1e.audioembed.v1.ClassifyRequest\x1a\x1f.audioembed.v1.ClassifyResponse\x12Z\n\rClassifyBatch\x12#.audioembed.v1.ClassifyBatchRequest\x1a$.audioembed.v1.ClassifyBatchResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'audioembed.v1.embedding_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_OUTPUTKIND']._serialized_start=2078
-  _globals['_OUTPUTKIND']._serialized_end=2189
-  _globals['_SHORTCLIPPOLICY']._serialized_start=2192
-  _globals['_SHORTCLIPPOLICY']._serialized_end=2327
-  _globals['_PCMENCODING']._serialized_start=2329
-  _globals['_PCMENCODING']._serialized_end=2420
+  _globals['_OUTPUTKIND']._serialized_start=3417
+  _globals['_OUTPUTKIND']._serialized_end=3528
+  _globals['_SHORTCLIPPOLICY']._serialized_start=3531
+  _globals['_SHORTCLIPPOLICY']._serialized_end=3666
+  _globals['_PCMENCODING']._serialized_start=3668
+  _globals['_PCMENCODING']._serialized_end=3759
   _globals['_PCMFORMAT']._serialized_start=56
   _globals['_PCMFORMAT']._serialized_end=152
   _globals['_RAWPCM']._serialized_start=154
@@ -60,19 +60,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EMBEDBATCHRESPONSE']._serialized_start=1142
   _globals['_EMBEDBATCHRESPONSE']._serialized_end=1214
   _globals['_STREAMCONFIG']._serialized_start=1217
-  _globals['_STREAMCONFIG']._serialized_end=1347
-  _globals['_EMBEDSTREAMREQUEST']._serialized_start=1349
-  _globals['_EMBEDSTREAMREQUEST']._serialized_end=1444
-  _globals['_EMBEDSTREAMRESPONSE']._serialized_start=1446
-  _globals['_EMBEDSTREAMRESPONSE']._serialized_end=1530
-  _globals['_GETMODELINFOREQUEST']._serialized_start=1532
-  _globals['_GETMODELINFOREQUEST']._serialized_end=1553
-  _globals['_WEIGHTSPROVENANCE']._serialized_start=1555
-  _globals['_WEIGHTSPROVENANCE']._serialized_end=1625
-  _globals['_SERVERLIMITS']._serialized_start=1628
-  _globals['_SERVERLIMITS']._serialized_end=1844
-  _globals['_MODELINFO']._serialized_start=1847
-  _globals['_MODELINFO']._serialized_end=2076
-  _globals['_EMBEDDINGSERVICE']._serialized_start=2423
-  _globals['_EMBEDDINGSERVICE']._serialized_end=2760
+  _globals['_STREAMCONFIG']._serialized_end=1382
+  _globals['_EMBEDSTREAMREQUEST']._serialized_start=1384
+  _globals['_EMBEDSTREAMREQUEST']._serialized_end=1479
+  _globals['_EMBEDSTREAMRESPONSE']._serialized_start=1482
+  _globals['_EMBEDSTREAMRESPONSE']._serialized_end=1627
+  _globals['_GETMODELINFOREQUEST']._serialized_start=1629
+  _globals['_GETMODELINFOREQUEST']._serialized_end=1650
+  _globals['_WEIGHTSPROVENANCE']._serialized_start=1652
+  _globals['_WEIGHTSPROVENANCE']._serialized_end=1722
+  _globals['_SERVERLIMITS']._serialized_start=1725
+  _globals['_SERVERLIMITS']._serialized_end=1941
+  _globals['_MODELINFO']._serialized_start=1944
+  _globals['_MODELINFO']._serialized_end=2225
+  _globals['_CLASSIFIERINFO']._serialized_start=2228
+  _globals['_CLASSIFIERINFO']._serialized_end=2385
+  _globals['_CLASSIFYOPTIONS']._serialized_start=2387
+  _globals['_CLASSIFYOPTIONS']._serialized_end=2498
+  _globals['_CLASSIFYREQUEST']._serialized_start=2501
+  _globals['_CLASSIFYREQUEST']._serialized_end=2639
+  _globals['_LABELSCORE']._serialized_start=2641
+  _globals['_LABELSCORE']._serialized_end=2683
+  _globals['_CLASSIFICATIONRESULT']._serialized_start=2686
+  _globals['_CLASSIFICATIONRESULT']._serialized_end=3057
+  _globals['_CLASSIFYRESPONSE']._serialized_start=3059
+  _globals['_CLASSIFYRESPONSE']._serialized_end=3130
+  _globals['_CLASSIFYBATCHREQUEST']._serialized_start=3132
+  _globals['_CLASSIFYBATCHREQUEST']._serialized_end=3201
+  _globals['_CLASSIFYBATCHITEMRESULT']._serialized_start=3204
+  _globals['_CLASSIFYBATCHITEMRESULT']._serialized_end=3335
+  _globals['_CLASSIFYBATCHRESPONSE']._serialized_start=3337
+  _globals['_CLASSIFYBATCHRESPONSE']._serialized_end=3415
+  _globals['_EMBEDDINGSERVICE']._serialized_start=3762
+  _globals['_EMBEDDINGSERVICE']._serialized_end=4268
 # @@protoc_insertion_point(module_scope)

@@ -145,14 +145,18 @@ class EmbedBatchResponse(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[EmbedBatchItemResult, _Mapping]]] = ...) -> None: ...
 
 class StreamConfig(_message.Message):
-    __slots__ = ("pcm", "encoded", "options")
+    __slots__ = ("pcm", "encoded", "options", "classifier", "top_k")
     PCM_FIELD_NUMBER: _ClassVar[int]
     ENCODED_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    CLASSIFIER_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
     pcm: PcmFormat
     encoded: bool
     options: EmbedOptions
-    def __init__(self, pcm: _Optional[_Union[PcmFormat, _Mapping]] = ..., encoded: _Optional[bool] = ..., options: _Optional[_Union[EmbedOptions, _Mapping]] = ...) -> None: ...
+    classifier: str
+    top_k: int
+    def __init__(self, pcm: _Optional[_Union[PcmFormat, _Mapping]] = ..., encoded: _Optional[bool] = ..., options: _Optional[_Union[EmbedOptions, _Mapping]] = ..., classifier: _Optional[str] = ..., top_k: _Optional[int] = ...) -> None: ...
 
 class EmbedStreamRequest(_message.Message):
     __slots__ = ("config", "chunk")
@@ -163,12 +167,14 @@ class EmbedStreamRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[StreamConfig, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
 class EmbedStreamResponse(_message.Message):
-    __slots__ = ("result", "final")
+    __slots__ = ("result", "final", "classification")
     RESULT_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
+    CLASSIFICATION_FIELD_NUMBER: _ClassVar[int]
     result: EmbeddingResult
     final: bool
-    def __init__(self, result: _Optional[_Union[EmbeddingResult, _Mapping]] = ..., final: _Optional[bool] = ...) -> None: ...
+    classification: ClassificationResult
+    def __init__(self, result: _Optional[_Union[EmbeddingResult, _Mapping]] = ..., final: _Optional[bool] = ..., classification: _Optional[_Union[ClassificationResult, _Mapping]] = ...) -> None: ...
 
 class GetModelInfoRequest(_message.Message):
     __slots__ = ()
@@ -203,7 +209,7 @@ class ServerLimits(_message.Message):
     def __init__(self, max_batch_examples: _Optional[int] = ..., max_queue_delay_ms: _Optional[float] = ..., max_queue_examples: _Optional[int] = ..., max_receive_message_bytes: _Optional[int] = ..., max_send_message_bytes: _Optional[int] = ..., max_stream_bytes: _Optional[int] = ..., max_batch_items: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("sample_rate", "window_seconds", "hop_seconds", "dimension", "pca_loaded", "weights", "limits", "version")
+    __slots__ = ("sample_rate", "window_seconds", "hop_seconds", "dimension", "pca_loaded", "weights", "limits", "version", "classifiers")
     SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
     WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
     HOP_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -212,6 +218,7 @@ class ModelInfo(_message.Message):
     WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    CLASSIFIERS_FIELD_NUMBER: _ClassVar[int]
     sample_rate: int
     window_seconds: float
     hop_seconds: float
@@ -220,4 +227,111 @@ class ModelInfo(_message.Message):
     weights: WeightsProvenance
     limits: ServerLimits
     version: str
-    def __init__(self, sample_rate: _Optional[int] = ..., window_seconds: _Optional[float] = ..., hop_seconds: _Optional[float] = ..., dimension: _Optional[int] = ..., pca_loaded: _Optional[bool] = ..., weights: _Optional[_Union[WeightsProvenance, _Mapping]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., version: _Optional[str] = ...) -> None: ...
+    classifiers: _containers.RepeatedCompositeFieldContainer[ClassifierInfo]
+    def __init__(self, sample_rate: _Optional[int] = ..., window_seconds: _Optional[float] = ..., hop_seconds: _Optional[float] = ..., dimension: _Optional[int] = ..., pca_loaded: _Optional[bool] = ..., weights: _Optional[_Union[WeightsProvenance, _Mapping]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., version: _Optional[str] = ..., classifiers: _Optional[_Iterable[_Union[ClassifierInfo, _Mapping]]] = ...) -> None: ...
+
+class ClassifierInfo(_message.Message):
+    __slots__ = ("name", "labels", "multi_label", "vggish_sha256", "model", "features", "pool", "fine_tuned")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    MULTI_LABEL_FIELD_NUMBER: _ClassVar[int]
+    VGGISH_SHA256_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    FINE_TUNED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    multi_label: bool
+    vggish_sha256: str
+    model: str
+    features: str
+    pool: str
+    fine_tuned: bool
+    def __init__(self, name: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., multi_label: _Optional[bool] = ..., vggish_sha256: _Optional[str] = ..., model: _Optional[str] = ..., features: _Optional[str] = ..., pool: _Optional[str] = ..., fine_tuned: _Optional[bool] = ...) -> None: ...
+
+class ClassifyOptions(_message.Message):
+    __slots__ = ("hop_seconds", "short_clip")
+    HOP_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SHORT_CLIP_FIELD_NUMBER: _ClassVar[int]
+    hop_seconds: float
+    short_clip: ShortClipPolicy
+    def __init__(self, hop_seconds: _Optional[float] = ..., short_clip: _Optional[_Union[ShortClipPolicy, str]] = ...) -> None: ...
+
+class ClassifyRequest(_message.Message):
+    __slots__ = ("audio", "classifier", "top_k", "options")
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    CLASSIFIER_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    audio: Audio
+    classifier: str
+    top_k: int
+    options: ClassifyOptions
+    def __init__(self, audio: _Optional[_Union[Audio, _Mapping]] = ..., classifier: _Optional[str] = ..., top_k: _Optional[int] = ..., options: _Optional[_Union[ClassifyOptions, _Mapping]] = ...) -> None: ...
+
+class LabelScore(_message.Message):
+    __slots__ = ("label", "score")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    score: float
+    def __init__(self, label: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
+
+class ClassificationResult(_message.Message):
+    __slots__ = ("classifier", "labels", "num_windows", "num_classes", "window_scores", "clip_scores", "top_k", "timestamps", "window_seconds", "hop_seconds", "duration_seconds", "sample_rate", "short_clip", "multi_label")
+    CLASSIFIER_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    NUM_WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    NUM_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SCORES_FIELD_NUMBER: _ClassVar[int]
+    CLIP_SCORES_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMPS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    HOP_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    SHORT_CLIP_FIELD_NUMBER: _ClassVar[int]
+    MULTI_LABEL_FIELD_NUMBER: _ClassVar[int]
+    classifier: str
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    num_windows: int
+    num_classes: int
+    window_scores: bytes
+    clip_scores: _containers.RepeatedScalarFieldContainer[float]
+    top_k: _containers.RepeatedCompositeFieldContainer[LabelScore]
+    timestamps: _containers.RepeatedScalarFieldContainer[float]
+    window_seconds: float
+    hop_seconds: float
+    duration_seconds: float
+    sample_rate: int
+    short_clip: ShortClipPolicy
+    multi_label: bool
+    def __init__(self, classifier: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., num_windows: _Optional[int] = ..., num_classes: _Optional[int] = ..., window_scores: _Optional[bytes] = ..., clip_scores: _Optional[_Iterable[float]] = ..., top_k: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., timestamps: _Optional[_Iterable[float]] = ..., window_seconds: _Optional[float] = ..., hop_seconds: _Optional[float] = ..., duration_seconds: _Optional[float] = ..., sample_rate: _Optional[int] = ..., short_clip: _Optional[_Union[ShortClipPolicy, str]] = ..., multi_label: _Optional[bool] = ...) -> None: ...
+
+class ClassifyResponse(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: ClassificationResult
+    def __init__(self, result: _Optional[_Union[ClassificationResult, _Mapping]] = ...) -> None: ...
+
+class ClassifyBatchRequest(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[ClassifyRequest]
+    def __init__(self, items: _Optional[_Iterable[_Union[ClassifyRequest, _Mapping]]] = ...) -> None: ...
+
+class ClassifyBatchItemResult(_message.Message):
+    __slots__ = ("result", "error")
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    result: ClassificationResult
+    error: Status
+    def __init__(self, result: _Optional[_Union[ClassificationResult, _Mapping]] = ..., error: _Optional[_Union[Status, _Mapping]] = ...) -> None: ...
+
+class ClassifyBatchResponse(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[ClassifyBatchItemResult]
+    def __init__(self, items: _Optional[_Iterable[_Union[ClassifyBatchItemResult, _Mapping]]] = ...) -> None: ...

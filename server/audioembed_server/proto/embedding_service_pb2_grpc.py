@@ -5,7 +5,7 @@ import warnings
 
 from . import embedding_service_pb2 as audioembed_dot_v1_dot_embedding__service__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -54,6 +54,16 @@ class EmbeddingServiceStub:
                 request_serializer=audioembed_dot_v1_dot_embedding__service__pb2.GetModelInfoRequest.SerializeToString,
                 response_deserializer=audioembed_dot_v1_dot_embedding__service__pb2.ModelInfo.FromString,
                 _registered_method=True)
+        self.Classify = channel.unary_unary(
+                '/audioembed.v1.EmbeddingService/Classify',
+                request_serializer=audioembed_dot_v1_dot_embedding__service__pb2.ClassifyRequest.SerializeToString,
+                response_deserializer=audioembed_dot_v1_dot_embedding__service__pb2.ClassifyResponse.FromString,
+                _registered_method=True)
+        self.ClassifyBatch = channel.unary_unary(
+                '/audioembed.v1.EmbeddingService/ClassifyBatch',
+                request_serializer=audioembed_dot_v1_dot_embedding__service__pb2.ClassifyBatchRequest.SerializeToString,
+                response_deserializer=audioembed_dot_v1_dot_embedding__service__pb2.ClassifyBatchResponse.FromString,
+                _registered_method=True)
 
 
 class EmbeddingServiceServicer:
@@ -89,6 +99,23 @@ class EmbeddingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Classify(self, request, context):
+        """One clip in, a served classifier's scores out: per window and for the clip, with the top-k labels.
+        The embeddings are computed in the same model batches as Embed traffic (a fine-tuned classifier's,
+        with its own VGGish layers, in batches of its own). An unknown classifier name is INVALID_ARGUMENT,
+        and the message lists the served ones.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClassifyBatch(self, request, context):
+        """Many clips in one call, each with its own status, like EmbedBatch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EmbeddingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +138,16 @@ def add_EmbeddingServiceServicer_to_server(servicer, server):
                     servicer.GetModelInfo,
                     request_deserializer=audioembed_dot_v1_dot_embedding__service__pb2.GetModelInfoRequest.FromString,
                     response_serializer=audioembed_dot_v1_dot_embedding__service__pb2.ModelInfo.SerializeToString,
+            ),
+            'Classify': grpc.unary_unary_rpc_method_handler(
+                    servicer.Classify,
+                    request_deserializer=audioembed_dot_v1_dot_embedding__service__pb2.ClassifyRequest.FromString,
+                    response_serializer=audioembed_dot_v1_dot_embedding__service__pb2.ClassifyResponse.SerializeToString,
+            ),
+            'ClassifyBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClassifyBatch,
+                    request_deserializer=audioembed_dot_v1_dot_embedding__service__pb2.ClassifyBatchRequest.FromString,
+                    response_serializer=audioembed_dot_v1_dot_embedding__service__pb2.ClassifyBatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -221,6 +258,60 @@ class EmbeddingService:
             '/audioembed.v1.EmbeddingService/GetModelInfo',
             audioembed_dot_v1_dot_embedding__service__pb2.GetModelInfoRequest.SerializeToString,
             audioembed_dot_v1_dot_embedding__service__pb2.ModelInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Classify(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/audioembed.v1.EmbeddingService/Classify',
+            audioembed_dot_v1_dot_embedding__service__pb2.ClassifyRequest.SerializeToString,
+            audioembed_dot_v1_dot_embedding__service__pb2.ClassifyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClassifyBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/audioembed.v1.EmbeddingService/ClassifyBatch',
+            audioembed_dot_v1_dot_embedding__service__pb2.ClassifyBatchRequest.SerializeToString,
+            audioembed_dot_v1_dot_embedding__service__pb2.ClassifyBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,
