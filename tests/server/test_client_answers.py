@@ -314,3 +314,24 @@ def test_a_real_client_raises_the_typed_error_for_a_real_bad_server():
                 client.embed_batch([b"one", b"two"])
     finally:
         server.stop(grace=None)
+
+
+def test_a_malformed_classification_names_the_bad_field():
+    from audioembed_server.classify_client import classification_from_proto
+
+    good = pb.ClassificationResult(
+        num_windows=2, num_classes=3, labels=["a", "b", "c"], window_scores=np.zeros(6, "<f4").tobytes(),
+        clip_scores=[0.1, 0.2, 0.7], timestamps=[0.0, 0.96], window_seconds=0.96, duration_seconds=2.0,
+        short_clip=pb.SHORT_CLIP_POLICY_NONE,
+    )
+    assert classification_from_proto(good).window_scores.shape == (2, 3)
+    for edit, match in (
+        (lambda m: setattr(m, "window_scores", m.window_scores[:-1]), "window_scores holds 23 bytes"),
+        (lambda m: m.labels.pop(), "holds 24 bytes and 2 labels, for 2 x 3"),
+        (lambda m: setattr(m, "short_clip", 9), "short_clip is 9: unknown policy"),
+    ):
+        bad = pb.ClassificationResult()
+        bad.CopyFrom(good)
+        edit(bad)
+        with pytest.raises(MalformedResponseError, match=match):
+            classification_from_proto(bad)
