@@ -14,6 +14,9 @@ ClassifierError (+subs)    FAILED_PRECONDITION (a classifier that does not fit t
 anything else              INTERNAL (a bug)
 =========================  ======================
 
+:class:`MalformedResponseError` is the other direction: raised by the gRPC *client* when a server's answer
+does not hold together; it is never mapped to a status.
+
 Messages quote the offending value (``f"... got {value!r}"``) and, where there is one, the fix.
 """
 
@@ -87,6 +90,15 @@ class WeightsDownloadError(WeightsError):
 
 class WeightsVerificationError(WeightsError):
     """Freshly converted weights did not reproduce the reference smoke-test statistics."""
+
+
+class MalformedResponseError(AudioEmbedError, ValueError):
+    """A service's answer is malformed (wrong byte counts, lengths, enum values, missing or extra items).
+
+    Raised by the gRPC client, not for anything the caller passed: the message names the malformed field
+    (``items[2].result.raw``, ``stream part 3``) and its value. A ``ValueError`` like the shape checks it
+    replaces, so older ``except ValueError`` handlers still catch it.
+    """
 
 
 class ModelRegistryError(AudioEmbedError):

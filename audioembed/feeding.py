@@ -73,7 +73,7 @@ def input_pieces(source: Any, options: EmbedOptions) -> Iterator[np.ndarray | au
     """
     # One BLAS thread: the front-end's matrix products are small, so OpenBLAS's extra threads only spin
     # and steal the core the model's workers need (100 mixed clips: front-end busy 6.2 s -> 2.8 s). The
-    # limit is reference-counted with the model engine's, so it is lifted when neither stage runs.
+    # count is pinned, not restored: see audioembed.blas.
     with blas_threads(1):
         if not is_encoded(source):
             examples = extract(source, None, options)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from audioembed import audio, weights_install
+from audioembed.blas import blas_threads
 from audioembed.errors import WeightsNotFoundError
 from audioembed.result import ModelInfo
 from audioembed.vggish import Postprocessor, VGGish, weights
@@ -35,7 +36,8 @@ class ModelBundle:
     def run(self, log_mel: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Embed examples: float32 [N, 96, 64] → (raw float32 [N, 128], quantized uint8 [N, 128] | None)."""
         raw = self.model(log_mel)
-        quantized = None if self.postprocessor is None else self.postprocessor(raw)
+        with blas_threads(1):  # the PCA product [N, 128] @ [128, 128]: see audioembed.blas
+            quantized = None if self.postprocessor is None else self.postprocessor(raw)
         return raw, quantized
 
     def info(self, *, hop_seconds: float) -> ModelInfo:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from audioembed.errors import ShapeError
 from audioembed.vggish.params import EMBEDDING_SIZE
 
 OUTPUT_KINDS = ("both", "raw", "quantized")
@@ -50,13 +51,20 @@ class EmbeddingResult:
     short_clip: str
 
     def __post_init__(self) -> None:
+        # A ShapeError (a ValueError) names the field, so a result built from a foreign source (a server's
+        # answer, a hand-made array) fails here rather than later in an unrelated reshape.
+        if not isinstance(self.timestamps, np.ndarray) or self.timestamps.ndim != 1:
+            got = getattr(self.timestamps, "shape", type(self.timestamps).__name__)
+            raise ShapeError(f"timestamps must be a 1-D array [N], got {got!r}")
         count = self.timestamps.shape[0]
         for name, expected_dtype in (("embeddings", np.float32), ("quantized", np.uint8)):
             matrix = getattr(self, name)
             if matrix is None:
                 continue
+            if not isinstance(matrix, np.ndarray):
+                raise ShapeError(f"{name} must be a NumPy array or None, got {type(matrix).__name__}")
             if matrix.shape != (count, EMBEDDING_SIZE) or matrix.dtype != expected_dtype:
-                raise ValueError(
+                raise ShapeError(
                     f"{name} must be {np.dtype(expected_dtype).name} [{count}, {EMBEDDING_SIZE}] to match "
                     f"{count} timestamps, got {matrix.dtype} {list(matrix.shape)}"
                 )

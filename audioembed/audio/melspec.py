@@ -26,6 +26,7 @@ from audioembed.audio.constants import (
     STFT_HOP_SAMPLES,
     STFT_WINDOW_SAMPLES,
 )
+from audioembed.blas import blas_threads
 
 # Frames transformed per chunk: 4096 × 400 float64 frames ≈ 13 MB, large enough to amortise the calls.
 _CHUNK_FRAMES = 4096
@@ -174,7 +175,9 @@ def log_mel_spectrogram(samples: np.ndarray) -> np.ndarray:
     out = np.empty((total, NUM_MEL_BANDS))
     # Overflow is reported by the callers' check of the output, with a message about the audio's scale;
     # numpy's RuntimeWarnings would only add noise (or errors, under -W error) before it.
-    with np.errstate(over="ignore", invalid="ignore"):
+    # One BLAS thread for the mel projection (see audioembed.blas): [4096, 257] @ [257, 64] is too small for
+    # OpenBLAS's threads to pay off, and under concurrent callers they only spin.
+    with np.errstate(over="ignore", invalid="ignore"), blas_threads(1):
         _fill_log_mel(samples, out)
     return out
 

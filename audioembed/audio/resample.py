@@ -21,6 +21,7 @@ import numpy as np
 
 from audioembed.audio import _kaiser_interp as kaiser
 from audioembed.audio import _polyphase as polyphase
+from audioembed.blas import blas_threads
 from audioembed.errors import InvalidAudioError, InvalidOptionError
 
 __all__ = ["MAX_RATE", "METHODS", "StreamingResampler", "check_method", "check_rate", "resample"]
@@ -167,7 +168,8 @@ def _reference(x: np.ndarray, rate_in: int, rate_out: int, t0: int, t1: int, ori
     per_chunk = max(1, _CHUNK_OUTPUTS // period)
     for j in range(t0 // period, -(-t1 // period), per_chunk):
         j_stop = min(j + per_chunk, -(-t1 // period))
-        y = polyphase.interpolate_polyphase(bank, x, origin, j, j_stop)  # outputs j * period ..
+        with blas_threads(1):  # its tile products are small and many: see audioembed.blas
+            y = polyphase.interpolate_polyphase(bank, x, origin, j, j_stop)  # outputs j * period ..
         lo, hi = max(t0, j * period), min(t1, j_stop * period)
         out[lo - t0 : hi - t0] = y[lo - j * period : hi - j * period]
     return out

@@ -1,4 +1,5 @@
-"""CPU parallelism for the fused kernels: BLAS thread control and a small pool of Python workers.
+"""CPU parallelism for the fused kernels: a small pool of Python workers (and BLAS thread control, from
+:mod:`audioembed.blas`).
 
 Measured on 2-core machines (``docs/kernels.md``): two Python threads each running single-threaded OpenBLAS
 on their own chunks beat one thread with OpenBLAS at two threads (166-193 vs 144-148 examples/s for VGGish at
@@ -11,19 +12,16 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TypeVar
 
+from audioembed.blas import blas_threads as blas_threads  # the kernels' import; defined below nn and audio
 from audioembed.errors import InvalidOptionError
 
 T = TypeVar("T")
 
 THREADS_ENV = "AUDIOEMBED_NUM_THREADS"  # overrides the worker count of the fused engine (a positive int)
-
-_blas_lock = threading.Lock()
-_blas_state: dict[str, Any] = {"depth": 0, "saved": None, "controllers": None}
 
 
 def available_cpus() -> int:
@@ -56,47 +54,6 @@ def default_workers() -> int:
     if count < 1:
         raise InvalidOptionError(f"${THREADS_ENV} must be a positive integer, got {value!r}")
     return count
-
-
-def _blas_controllers() -> list[Any]:
-    # Scanning the loaded libraries is slow (milliseconds): do it once, after NumPy has loaded its BLAS.
-    if _blas_state["controllers"] is None:
-        import numpy  # noqa: F401  (its BLAS must be loaded for threadpoolctl to find it)
-        from threadpoolctl import ThreadpoolController
-
-        _blas_state["controllers"] = ThreadpoolController().select(user_api="blas").lib_controllers
-    return _blas_state["controllers"]
-
-
-@contextmanager
-def blas_threads(num_threads: int) -> Iterator[None]:
-    """Run the block with the BLAS libraries limited to ``num_threads`` threads, then restore them.
-
-    The BLAS thread count is process-global; concurrent or nested users share one limit: the first to enter
-    sets it, the last to leave restores the original counts.
-
-    Parameters
-    ----------
-    num_threads : int
-        Threads each BLAS call may use (≥ 1).
-    """
-    if not isinstance(num_threads, int) or num_threads < 1:
-        raise InvalidOptionError(f"num_threads must be a positive int, got {num_threads!r}")
-    controllers = _blas_controllers()
-    with _blas_lock:
-        if _blas_state["depth"] == 0:
-            _blas_state["saved"] = [c.num_threads for c in controllers]
-            for c in controllers:
-                c.set_num_threads(num_threads)
-        _blas_state["depth"] += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_state["depth"] -= 1
-            if _blas_state["depth"] == 0:
-                for c, n in zip(controllers, _blas_state["saved"], strict=True):
-                    c.set_num_threads(n)
 
 
 class WorkerPool:

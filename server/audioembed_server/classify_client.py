@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 import numpy as np
 
-from audioembed.errors import InvalidOptionError
+from audioembed.errors import InvalidInputError, InvalidOptionError, MalformedResponseError
 from audioembed_server.convert import EMBEDDING_DTYPE, SHORT_CLIP_ENUMS, SHORT_CLIP_NAMES
 from audioembed_server.proto import embedding_service_pb2 as pb
 
@@ -52,28 +52,36 @@ def classification_from_proto(message: pb.ClassificationResult) -> Any:
 
     Raises
     ------
-    ValueError
-        ``window_scores`` does not hold ``num_windows * num_classes`` floats (a corrupted message).
+    MalformedResponseError
+        ``window_scores`` does not hold ``num_windows * num_classes`` floats, the labels do not match,
+        or the short-clip policy is unknown (a corrupted or foreign message).
     """
     from audioembed.classifier import ClassificationResult
 
     n, c = int(message.num_windows), int(message.num_classes)
-    flat = np.frombuffer(message.window_scores, dtype=EMBEDDING_DTYPE)
-    if flat.size != n * c or len(message.labels) != c:
-        raise ValueError(
-            f"window scores hold {flat.size} floats and {len(message.labels)} labels, for {n} x {c}"
+    size = len(message.window_scores)
+    if size != n * c * EMBEDDING_DTYPE.itemsize or len(message.labels) != c:
+        raise MalformedResponseError(
+            f"classification.window_scores holds {size} bytes and {len(message.labels)} labels, "
+            f"for {n} x {c} float32"
         )
-    return ClassificationResult(
-        labels=tuple(message.labels),
-        window_scores=flat.astype(np.float32).reshape(n, c),  # [N, C], a writable copy
-        clip_scores=np.asarray(message.clip_scores, dtype=np.float32),  # [C]
-        timestamps=np.asarray(message.timestamps, dtype=np.float64),  # [N]
-        top_k=[(item.label, float(item.score)) for item in message.top_k],
-        window_seconds=message.window_seconds,
-        duration_seconds=message.duration_seconds,
-        short_clip=SHORT_CLIP_NAMES[message.short_clip],
-        multi_label=message.multi_label,
-    )
+    if message.short_clip not in SHORT_CLIP_NAMES:
+        raise MalformedResponseError(f"classification.short_clip is {message.short_clip!r}: unknown policy")
+    flat = np.frombuffer(message.window_scores, dtype=EMBEDDING_DTYPE)
+    try:
+        return ClassificationResult(
+            labels=tuple(message.labels),
+            window_scores=flat.astype(np.float32).reshape(n, c),  # [N, C], a writable copy
+            clip_scores=np.asarray(message.clip_scores, dtype=np.float32),  # [C]
+            timestamps=np.asarray(message.timestamps, dtype=np.float64),  # [N]
+            top_k=[(item.label, float(item.score)) for item in message.top_k],
+            window_seconds=message.window_seconds,
+            duration_seconds=message.duration_seconds,
+            short_clip=SHORT_CLIP_NAMES[message.short_clip],
+            multi_label=message.multi_label,
+        )
+    except InvalidInputError as error:  # the result's own checks (e.g. clip_scores of the wrong length)
+        raise MalformedResponseError(f"classification: {error}") from error
 
 
 def classify_request(

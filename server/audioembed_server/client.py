@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -20,32 +19,35 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from audioembed.errors import AudioEmbedError, InvalidOptionError
+from audioembed.errors import InvalidOptionError
 from audioembed_server.classify_client import ClassifyCalls, ServedClassifier, served_classifier
-from audioembed_server.convert import (
-    OUTPUT_ENUMS,
-    PCM_ENUMS,
-    SHORT_CLIP_ENUMS,
-    SHORT_CLIP_NAMES,
-    matrices_from_proto,
-)
+from audioembed_server.client_requests import AudioItem, stream_requests
+from audioembed_server.client_requests import audio_message as _audio_message
+from audioembed_server.client_requests import embed_options as _options
+from audioembed_server.client_results import batch_results, concatenate_results, to_result
+from audioembed_server.client_status import RETRYABLE, ServiceError, retry_delay
+from audioembed_server.client_status import service_error as _service_error
+from audioembed_server.client_status import status_code as _status_code  # noqa: F401 (see below)
 from audioembed_server.proto import embedding_service_pb2 as pb
 from audioembed_server.proto import embedding_service_pb2_grpc as pb_grpc
 from audioembed_server.servicer import SERVICE_NAME
-from audioembed_server.status import RETRY_AFTER_KEY
 from audioembed_server.targets import SERVICE_CONFIG, channel_target
 
-RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
+# The helpers live in client_requests / client_results / client_status (one job each). They are imported
+# under the private names this module has always used, which other client modules (mixins adding calls to
+# EmbeddingClient) import from here; ``__all__`` keeps the public names importable from here too.
+__all__ = [
+    "DEFAULT_CHUNK_BYTES",
+    "RETRYABLE",
+    "AudioItem",
+    "EmbeddingClient",
+    "ServiceError",
+    "ServiceInfo",
+    "concatenate_results",
+    "to_result",
+]
+
 DEFAULT_CHUNK_BYTES = 256 * 1024  # encoded files are streamed in messages far below any sane size limit
-
-
-class ServiceError(AudioEmbedError):
-    """The service answered with an error status: ``code`` (grpc.StatusCode) and the server's ``details``."""
-
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        super().__init__(f"{code.name}: {details}")
-        self.code = code
-        self.details = details
 
 
 @dataclass(frozen=True)
@@ -63,74 +65,6 @@ class ServiceInfo:
     limits: dict[str, float]
     version: str
     classifiers: tuple[ServedClassifier, ...] = ()  # what `classify` can use, sorted by name
-
-
-AudioItem = Any  # path | bytes | np.ndarray (with a sample rate) | (np.ndarray, sample_rate)
-
-
-def _audio_message(item: AudioItem, sample_rate: int | None) -> pb.Audio:
-    """Encode one clip: a path or bytes travel as the file's bytes; an array as raw PCM."""
-    if isinstance(item, tuple):
-        if len(item) != 2:
-            raise InvalidOptionError(
-                f"an audio tuple must be (samples, sample_rate), got {len(item)} elements"
-            )
-        item, sample_rate = item
-    if isinstance(item, str | os.PathLike):
-        return pb.Audio(encoded=Path(item).read_bytes())
-    if isinstance(item, bytes | bytearray | memoryview):
-        return pb.Audio(encoded=bytes(item))
-    if isinstance(item, np.ndarray):
-        if sample_rate is None:
-            raise InvalidOptionError("an array of samples needs sample_rate")
-        data, encoding = _pcm_bytes(item)
-        channels = 1 if item.ndim == 1 else int(item.shape[1])
-        fmt = pb.PcmFormat(encoding=PCM_ENUMS[encoding], sample_rate=int(sample_rate), channels=channels)
-        return pb.Audio(pcm=pb.RawPcm(data=data, format=fmt))
-    raise InvalidOptionError(
-        f"cannot send audio of type {type(item).__name__}: pass a path, bytes, or an array"
-    )
-
-
-def _pcm_bytes(samples: np.ndarray) -> tuple[bytes, str]:
-    """int16 arrays travel as s16le; float arrays as f32le (float64 is rounded to float32)."""
-    if samples.ndim not in (1, 2):
-        raise InvalidOptionError(f"samples must be [n] or [n, channels], got shape {samples.shape}")
-    if samples.dtype == np.int16:
-        return np.ascontiguousarray(samples, dtype="<i2").tobytes(), "s16le"
-    if np.issubdtype(samples.dtype, np.floating):
-        return np.ascontiguousarray(samples, dtype="<f4").tobytes(), "f32le"
-    raise InvalidOptionError(f"samples must be int16 or floating point, got dtype {samples.dtype}")
-
-
-def _options(output: str, hop_seconds: float | None, short_clip: str | None) -> pb.EmbedOptions:
-    if output not in OUTPUT_ENUMS:
-        raise InvalidOptionError(f"output must be one of {sorted(OUTPUT_ENUMS)}, got {output!r}")
-    if short_clip not in (None, "pad", "drop"):
-        raise InvalidOptionError(f"short_clip must be 'pad', 'drop' or None, got {short_clip!r}")
-    options = pb.EmbedOptions(output=OUTPUT_ENUMS[output])
-    if hop_seconds is not None:
-        options.hop_seconds = float(hop_seconds)
-    if short_clip is not None:
-        options.short_clip = SHORT_CLIP_ENUMS[short_clip]
-    return options
-
-
-def to_result(message: pb.EmbeddingResult) -> Any:
-    """A wire result as the library's ``EmbeddingResult``."""
-    from audioembed import EmbeddingResult
-
-    embeddings, quantized = matrices_from_proto(message)
-    return EmbeddingResult(
-        embeddings=embeddings,
-        quantized=quantized,
-        timestamps=np.asarray(message.timestamps, dtype=np.float64),
-        window_seconds=message.window_seconds,
-        hop_seconds=message.hop_seconds,
-        duration_seconds=message.duration_seconds,
-        sample_rate=message.sample_rate,
-        short_clip=SHORT_CLIP_NAMES[message.short_clip],
-    )
 
 
 class EmbeddingClient(ClassifyCalls):
@@ -229,15 +163,13 @@ class EmbeddingClient(ClassifyCalls):
 
     def _retry_delay(self, error: grpc.RpcError, attempt: int) -> float | None:
         """Seconds to wait before retrying, or None when the error is final."""
-        if attempt >= self.max_retries or error.code() not in RETRYABLE:
-            return None
-        backoff = min(self.max_backoff, self.initial_backoff * 2**attempt) * random.uniform(0.5, 1.0)
-        if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
-            hints = [v for k, v in (error.trailing_metadata() or ()) if k == RETRY_AFTER_KEY]
-            if not hints:
-                return None  # too large, not too busy: retrying cannot help
-            backoff = max(backoff, float(hints[0]) / 1000.0)
-        return backoff
+        return retry_delay(
+            error,
+            attempt,
+            max_retries=self.max_retries,
+            initial_backoff=self.initial_backoff,
+            max_backoff=self.max_backoff,
+        )
 
     # --- calls ------------------------------------------------------------------------------------
 
@@ -276,12 +208,7 @@ class EmbeddingClient(ClassifyCalls):
             items=[pb.EmbedRequest(audio=_audio_message(item, None), options=options) for item in items]
         )
         response = self._call(self._stub.EmbedBatch, request, timeout)
-        return [
-            to_result(item.result)
-            if item.WhichOneof("outcome") == "result"
-            else ServiceError(_status_code(item.error.code), item.error.message)
-            for item in response.items
-        ]
+        return batch_results(response, len(request.items))
 
     def embed_stream(
         self,
@@ -345,89 +272,3 @@ class EmbeddingClient(ClassifyCalls):
         """The health status name of ``service`` ("SERVING", "NOT_SERVING", ...); "" = the whole server."""
         response = self._health.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
         return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
-
-
-def _service_error(error: grpc.RpcError) -> ServiceError:
-    """The call's status as a :class:`ServiceError`, with a hint when a message was too large."""
-    details = error.details() or ""
-    if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details:
-        details += " (a gRPC message size limit; send long audio with embed_stream / EmbedStream)"
-    return ServiceError(error.code(), details)
-
-
-def stream_requests(
-    chunks: Iterable[bytes | np.ndarray],
-    options: pb.EmbedOptions,
-    *,
-    sample_rate: int | None,
-    channels: int = 1,
-    encoding: str | None = None,
-    classifier: str = "",
-    top_k: int = 0,
-) -> Iterator[pb.EmbedStreamRequest]:
-    """The messages of one ``EmbedStream`` call: the config (format, options, classifier), then the chunks."""
-    chunk_iter = iter(chunks)
-    if sample_rate is None:
-        config = pb.StreamConfig(encoded=True, options=options)
-        payloads: Iterator[bytes] = (bytes(c) for c in chunk_iter)
-    else:
-        first = next(chunk_iter, None)
-        if encoding is None:
-            if not isinstance(first, np.ndarray):
-                raise InvalidOptionError("PCM byte chunks need encoding='s16le' or 'f32le'")
-            encoding = _pcm_bytes(first)[1]
-        if encoding not in PCM_ENUMS:
-            raise InvalidOptionError(f"encoding must be 's16le' or 'f32le', got {encoding!r}")
-        fmt = pb.PcmFormat(encoding=PCM_ENUMS[encoding], sample_rate=int(sample_rate), channels=int(channels))
-        config = pb.StreamConfig(pcm=fmt, options=options)
-        rest = chunk_iter if first is None else itertools.chain([first], chunk_iter)
-        payloads = (_stream_pcm(c, encoding) for c in rest)
-    config.classifier = classifier
-    config.top_k = top_k
-
-    def requests() -> Iterator[pb.EmbedStreamRequest]:
-        yield pb.EmbedStreamRequest(config=config)
-        for payload in payloads:
-            yield pb.EmbedStreamRequest(chunk=payload)
-
-    return requests()
-
-
-def _stream_pcm(chunk: bytes | np.ndarray, encoding: str) -> bytes:
-    if isinstance(chunk, np.ndarray):
-        data, kind = _pcm_bytes(chunk)
-        if kind != encoding:
-            raise InvalidOptionError(f"a {chunk.dtype} chunk cannot be sent as {encoding}")
-        return data
-    return bytes(chunk)
-
-
-def _status_code(value: int) -> grpc.StatusCode:
-    for code in grpc.StatusCode:
-        if code.value[0] == value:
-            return code
-    return grpc.StatusCode.UNKNOWN
-
-
-def concatenate_results(parts: list[Any]) -> Any:
-    """Join the results of one stream into one ``EmbeddingResult`` (the last part's totals)."""
-    from audioembed import EmbeddingResult
-
-    if not parts:
-        raise ValueError("no results to concatenate: the stream returned nothing")
-    last = parts[-1]
-
-    def joined(name: str) -> np.ndarray | None:
-        matrices = [getattr(p, name) for p in parts]
-        return None if any(m is None for m in matrices) else np.concatenate(matrices)  # [sum N_i, 128]
-
-    return EmbeddingResult(
-        embeddings=joined("embeddings"),
-        quantized=joined("quantized"),
-        timestamps=np.concatenate([p.timestamps for p in parts]),
-        window_seconds=last.window_seconds,
-        hop_seconds=last.hop_seconds,
-        duration_seconds=last.duration_seconds,
-        sample_rate=last.sample_rate,
-        short_clip=last.short_clip,
-    )

@@ -1,4 +1,7 @@
-"""Protobuf messages <-> the library's values: options, audio sources, and results as packed matrices."""
+"""Protobuf messages <-> the library's values: options, audio sources, and results as packed matrices.
+
+The client's reading of results (checked for malformed answers) is in :mod:`audioembed_server.client_results`.
+"""
 
 from __future__ import annotations
 
@@ -122,25 +125,3 @@ def result_to_proto(result: Any, *, output: str) -> pb.EmbeddingResult:
         message.quantized = np.ascontiguousarray(result.quantized, dtype=QUANTIZED_DTYPE).tobytes()
         message.has_quantized = True
     return message
-
-
-def matrices_from_proto(message: pb.EmbeddingResult) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Unpack ``(embeddings float32 [N, D] or None, quantized uint8 [N, D] or None)``; None = not sent.
-
-    Raises
-    ------
-    ValueError
-        The byte counts do not match ``num_examples * dimension`` (a corrupted or foreign message).
-    """
-    n, d = int(message.num_examples), int(message.dimension)
-    raw = np.frombuffer(message.raw, dtype=EMBEDDING_DTYPE)
-    if message.has_raw and raw.size != n * d:
-        raise ValueError(f"raw embeddings hold {raw.size} floats, expected {n} x {d}")
-    embeddings = raw.astype(np.float32).reshape(n, d) if message.has_raw else None  # [N, D], a writable copy
-    quantized = None
-    if message.has_quantized:
-        q = np.frombuffer(message.quantized, dtype=QUANTIZED_DTYPE)
-        if q.size != n * d:
-            raise ValueError(f"quantized embeddings hold {q.size} bytes, expected {n} x {d}")
-        quantized = q.reshape(n, d).copy()  # [N, D], writable like the library's
-    return embeddings, quantized

@@ -92,10 +92,9 @@ def _child_main(config: ServerConfig, index: int, conn: Connection, parent_pid: 
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from audioembed_server import logs
     from audioembed_server.app import create_server
-    from audioembed_server.serve_command import limit_blas_threads, serve_until_stopped
+    from audioembed_server.serve_command import serve_until_stopped
 
     logs.configure(log_format=config.log_format)
-    limit_blas_threads()
     try:
         server, _ = create_server(config)
     except OSError as error:

@@ -38,7 +38,6 @@ def run(args: argparse.Namespace) -> int:
         log_level = getattr(args, "log_level", None) or "WARNING"
         return supervise(dataclasses.replace(config, processes=processes), log_level=log_level)
     config = dataclasses.replace(config, processes=1)
-    limit_blas_threads()
     try:
         server, port = create_server(config)
     except OSError as error:
@@ -47,20 +46,6 @@ def run(args: argparse.Namespace) -> int:
     # One line on stdout that scripts (and tests) can wait for; the structured log has the same facts.
     print(f"audioembed serve: listening on {config.host}:{port}", flush=True)
     return serve_until_stopped(server)
-
-
-def limit_blas_threads() -> None:
-    """One thread per BLAS call in this (server) process, for good.
-
-    A server's parallelism is its handler threads (decoding, features) and the model engine's own worker
-    pool, which already runs BLAS single-threaded; BLAS's own threads only compete with them. With
-    OpenBLAS's default (a thread per CPU), 16 concurrent clients on the loaded 2-CPU machine sent 3 of 5
-    server starts into a state where OpenBLAS threads spin: 1-2 examples/s at 10-20x the CPU per
-    example, instead of 20-30 examples/s; with one thread, 0 of 8 starts (benchmarks/README.md, "Scale-out").
-    """
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1, user_api="blas")
 
 
 def resolve_processes(requested: int) -> int:

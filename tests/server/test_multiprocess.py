@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -306,27 +305,3 @@ def test_a_crash_loop_stops_the_server_instead_of_spinning(synthetic_weights):
             assert supervisor.children[0].process is second
         finally:
             supervisor.stop_all(10)
-
-
-def test_server_processes_run_blas_single_threaded():
-    # In a fresh interpreter: the limit is process-wide and would leak into the other tests.
-    code = (
-        "import json, numpy\n"
-        "from threadpoolctl import threadpool_info\n"
-        "from audioembed_server.serve_command import limit_blas_threads\n"
-        "def counts(): return [i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas']\n"
-        "before = counts()\n"
-        "limit_blas_threads()\n"
-        "print(json.dumps([before, counts()]))\n"
-    )
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "server"), env.get("PYTHONPATH", "")])
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        env.pop(name, None)
-    completed = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60, check=True
-    )
-    before, after = json.loads(completed.stdout)
-    if len(os.sched_getaffinity(0)) > 1:
-        assert max(before) > 1, before  # otherwise this test would show nothing
-    assert after and set(after) == {1}, after
