@@ -6,8 +6,8 @@ this checkout and ``--baseline``, ``--rounds`` times) embeds the same ``--files`
 times with one Embedder on synthetic weights, at OpenBLAS's default thread count; reported per tree: the
 median over rounds of (slowest later call / first call), and the BLAS threads left after the last call.
 
-    git archive <commit> | tar -x -C /tmp/base
-    python benchmarks/bench_embed_repeat.py --baseline /tmp/base
+    mkdir -p ../baseline && git archive <commit> | tar -x -C ../baseline
+    python benchmarks/bench_embed_repeat.py --baseline ../baseline
 """
 
 from __future__ import annotations
