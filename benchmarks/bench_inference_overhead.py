@@ -9,7 +9,7 @@ between the two checkouts round after round; the ratios this/baseline come from 
 Also checks that both checkouts give identical embeddings. Used to show that the autograd work left the
 inference path unchanged (issue 10).
 
-    mkdir -p ../baseline && git archive BASE_COMMIT | tar -x -C ../baseline       # a baseline tree, without touching the repo
+    mkdir -p ../baseline && git archive BASE_COMMIT | tar -x -C ../baseline  # a tree beside the repo
     python benchmarks/bench_inference_overhead.py --baseline ../baseline [--rounds 3] [--runs 10]
 """
 

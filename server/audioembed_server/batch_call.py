@@ -8,8 +8,9 @@ an accepted call never overflows the queue with its own items.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import wait as futures_wait
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import numpy as np
@@ -21,6 +22,7 @@ from audioembed_server.engine import Engine, check_deadline
 from audioembed_server.proto import embedding_service_pb2 as pb
 from audioembed_server.status import CallStats, status_for
 
+T = TypeVar("T")
 Outstanding = deque[tuple[Any, int]]  # (future, examples) queued by this call and not yet waited for
 
 
@@ -46,39 +48,60 @@ def embed_batch(
         raise InvalidOptionError(f"EmbedBatch takes at most {max_items} items per call, got {count}")
     check_deadline(context)
     stats.extra["items"] = count
-    # Phase 1: extract every item and queue its examples.
-    pending: list[tuple[Any, Any, RequestOptions] | BaseException] = []
+    response = pb.EmbedBatchResponse()
+
+    def queue(item: pb.EmbedRequest, outstanding: Outstanding) -> tuple[Any, Any, RequestOptions]:
+        options = RequestOptions.from_proto(item.options, pca_loaded=engine.pca_loaded)
+        examples = engine.extract(item.audio, options, stats)
+        return examples, _submit_in_wave(engine, examples.log_mel, context, outstanding), options
+
+    def finish(entry: tuple[Any, Any, RequestOptions]) -> pb.EmbedResponse:
+        examples, future, options = entry
+        raw, quantized = engine.wait(future, context, stats)
+        result = engine.embedder.make_result(examples, raw, quantized)
+        message = result_to_proto(result, output=options.output)
+        stats.examples += raw.shape[0]
+        return message
+
+    answer_items(request.items, queue, finish, response.items.add, stats)
+    return response
+
+
+def answer_items(
+    items: Sequence[Any],
+    queue: Callable[[Any, Outstanding], T],
+    finish: Callable[[T], Any],
+    add: Callable[..., Any],
+    stats: CallStats,
+) -> None:
+    """The two phases of a batch call: queue every item first (so they share model batches), then answer each.
+
+    ``queue(item, outstanding)`` extracts and submits one item; ``finish(queued)`` waits for it and returns
+    its result message, passed as ``add(result=...)``. An item that fails in either phase becomes
+    ``add(error=Status)`` and the others go on; a cancelled or expired call ends the whole call.
+    """
+    pending: list[T | BaseException] = []
     outstanding: Outstanding = deque()
-    for item in request.items:
+    for item in items:
         try:
-            options = RequestOptions.from_proto(item.options, pca_loaded=engine.pca_loaded)
-            examples = engine.extract(item.audio, options, stats)
-            future = _submit_in_wave(engine, examples.log_mel, context, outstanding)
-            pending.append((examples, future, options))
+            pending.append(queue(item, outstanding))
         except (RequestCancelledError, RequestExpiredError):
             raise
         except Exception as error:
             pending.append(error)
-    # Phase 2: collect, in order.
-    response = pb.EmbedBatchResponse()
     failed = 0
     for entry in pending:
         try:
             if isinstance(entry, BaseException):
                 raise entry
-            examples, future, options = entry
-            raw, quantized = engine.wait(future, context, stats)
-            result = engine.embedder.make_result(examples, raw, quantized)
-            response.items.add(result=result_to_proto(result, output=options.output))
-            stats.examples += raw.shape[0]
+            add(result=finish(entry))
         except (RequestCancelledError, RequestExpiredError):
             raise
         except Exception as error:
             mapped = status_for(error)
-            response.items.add(error=pb.Status(code=mapped.code.value[0], message=mapped.message))
+            add(error=pb.Status(code=mapped.code.value[0], message=mapped.message))
             failed += 1
     stats.extra["failed_items"] = failed
-    return response
 
 
 def _submit_in_wave(

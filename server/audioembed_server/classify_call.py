@@ -10,20 +10,18 @@ those of ``Classifier.load(path).classify(...)`` in process.
 from __future__ import annotations
 
 import dataclasses
-from collections import deque
 from typing import Any
 
 import grpc
 import numpy as np
 
 from audioembed.errors import InvalidOptionError
-from audioembed_server.batch_call import Outstanding, _submit_in_wave
-from audioembed_server.batcher import RequestCancelledError, RequestExpiredError
+from audioembed_server.batch_call import Outstanding, _submit_in_wave, answer_items
 from audioembed_server.classifiers import check_top_k, find, trained_options
 from audioembed_server.convert import EMBEDDING_DTYPE, SHORT_CLIP_ENUMS, RequestOptions
 from audioembed_server.engine import Engine, check_deadline
 from audioembed_server.proto import embedding_service_pb2 as pb
-from audioembed_server.status import CallStats, status_for
+from audioembed_server.status import CallStats
 
 SCORE_DTYPE = EMBEDDING_DTYPE  # window scores on the wire: float32 little-endian, row-major
 
@@ -102,35 +100,21 @@ def classify_batch(
         raise InvalidOptionError(f"ClassifyBatch takes at most {max_items} items per call, got {count}")
     check_deadline(context)
     stats.extra["items"] = count
-    pending: list[tuple[Prepared, Any, Any] | BaseException] = []
-    outstanding: Outstanding = deque()
-    for item in request.items:
-        try:
-            prepared = prepare(engine, item)
-            examples = prepared.engine.extract(item.audio, prepared.options, stats)
-            future = _submit_in_wave(prepared.engine, examples.log_mel, context, outstanding)
-            pending.append((prepared, examples, future))
-        except (RequestCancelledError, RequestExpiredError):
-            raise
-        except Exception as error:
-            pending.append(error)
     response = pb.ClassifyBatchResponse()
-    failed = 0
-    for entry in pending:
-        try:
-            if isinstance(entry, BaseException):
-                raise entry
-            prepared, examples, future = entry
-            raw, quantized = prepared.engine.wait(future, context, stats)
-            response.items.add(result=_score(prepared, examples, raw, quantized))
-            stats.examples += raw.shape[0]
-        except (RequestCancelledError, RequestExpiredError):
-            raise
-        except Exception as error:
-            mapped = status_for(error)
-            response.items.add(error=pb.Status(code=mapped.code.value[0], message=mapped.message))
-            failed += 1
-    stats.extra["failed_items"] = failed
+
+    def queue(item: pb.ClassifyRequest, outstanding: Outstanding) -> tuple[Prepared, Any, Any]:
+        prepared = prepare(engine, item)
+        examples = prepared.engine.extract(item.audio, prepared.options, stats)
+        return prepared, examples, _submit_in_wave(prepared.engine, examples.log_mel, context, outstanding)
+
+    def finish(entry: tuple[Prepared, Any, Any]) -> pb.ClassificationResult:
+        prepared, examples, future = entry
+        raw, quantized = prepared.engine.wait(future, context, stats)
+        message = _score(prepared, examples, raw, quantized)
+        stats.examples += raw.shape[0]
+        return message
+
+    answer_items(request.items, queue, finish, response.items.add, stats)
     return response
 
 
