@@ -14,7 +14,10 @@ precomputed results of the real size (no model), so what is timed is Ray's data 
 store, driver iteration) and the driver's conversion back to results; and the object-store traffic per row.
 Last, a cost model for 5,800 hours of audio built only from those measured numbers.
 
-Run: ``python benchmarks/bench_ray.py [--rounds 3] [--clips 100]``.
+``--copies K`` lists the corpus K times (hard links in K folders): the same work per clip, K times the rows,
+so the fixed start-up of a job weighs K times less; it tells start-up from steady-state throughput.
+
+Run: ``python benchmarks/bench_ray.py [--rounds 3] [--clips 100] [--copies 1]``.
 """
 
 from __future__ import annotations
@@ -96,7 +99,7 @@ def time_overhead(ray, spec, rows: int, examples: int) -> float:
 
     def run() -> float:
         files = [InputFile(Path(f"/nowhere/{i}.wav"), PurePosixPath(f"{i}")) for i in range(rows)]
-        dataset = ray.data.from_arrow(_unit_tables(split_units(files, UNIT_FILES)))
+        dataset = ray.data.from_blocks(_unit_tables(split_units(files, UNIT_FILES)))
         out = dataset.map_batches(
             FixedResults,
             batch_size=UNIT_FILES,
@@ -117,6 +120,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--copies", type=int, default=1, help="list the corpus this many times")
     parser.add_argument("--overhead-rows", type=int, default=4000)
     args = parser.parse_args()
     import ray
@@ -124,8 +128,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as temp:
         temp_dir = Path(temp)
         clips = temp_dir / "clips"
-        clips.mkdir()
-        audio_seconds = make_clips(clips, args.clips, 0)
+        (clips / "copy0").mkdir(parents=True)
+        audio_seconds = make_clips(clips / "copy0", args.clips, 0) * args.copies
+        for copy in range(1, args.copies):
+            (clips / f"copy{copy}").mkdir()
+            for clip in (clips / "copy0").iterdir():
+                os.link(clip, clips / f"copy{copy}" / clip.name)
         weights = temp_dir / "synthetic.safetensors"
         cli.main(["weights", "synth", "--seed", "0", "-o", str(weights)])
         files = expand_inputs([str(clips)])
@@ -153,7 +161,7 @@ def main() -> None:
                 env = dict(flag.split("=", 1) for flag in engines[name] if "=" in flag)
                 rounds[name].append(time_command(clips, out, weights, *flags, env=env))
             print(f"round {round_index}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in rounds.items()))
-        total_examples = sum(int(np.load(p)["timestamps"].size) for p in (temp_dir / "rayx2").glob("*.npz"))
+        total_examples = sum(int(np.load(p)["timestamps"].size) for p in (temp_dir / "rayx2").rglob("*.npz"))
         mean_examples = max(1, round(total_examples / len(files)))
         overhead = time_overhead(ray, spec, args.overhead_rows, round(CLIP_SECONDS / 0.96))
         ray.shutdown()
