@@ -53,7 +53,11 @@ def run(tree: Path, args: argparse.Namespace) -> tuple[list[float], list[int]]:
     env["PYTHONPATH"] = os.pathsep.join([str(tree), str(tree / "server")])
     out = subprocess.run(
         [sys.executable, "-c", _CHILD, str(args.files), str(args.calls)],
-        capture_output=True, text=True, env=env, check=True, cwd=tree,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        cwd=tree,
     ).stdout
     times, threads = json.loads(out.strip().splitlines()[-1])
     return times, threads
@@ -79,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
             line = f"calls {calls} s; BLAS threads after: {threads}"
             print(f"round {round_index + 1} {name:>8}: {line}", flush=True)
     for name, values in slowdowns.items():
-        print(f"{name:>8}: median slowest-later / first call {statistics.median(values):.2f} "
-              f"(rounds {min(values):.2f}..{max(values):.2f})")
+        print(
+            f"{name:>8}: median slowest-later / first call {statistics.median(values):.2f} "
+            f"(rounds {min(values):.2f}..{max(values):.2f})"
+        )
     ratio = statistics.median(slowdowns["baseline"]) / statistics.median(slowdowns["this"])
     print(f"baseline / this (median slowdowns): {ratio:.2f}")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

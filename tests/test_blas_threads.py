@@ -159,7 +159,11 @@ def test_a_server_process_runs_blas_single_threaded_without_a_limit_of_its_own(s
         env.pop(name, None)
     completed = subprocess.run(
         [sys.executable, "-c", _SERVER_PROCESS, str(synthetic_weights)],
-        capture_output=True, text=True, env=env, timeout=300, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=True,
     )
     before, after, examples = json.loads(completed.stdout.strip().splitlines()[-1])
     if len(os.sched_getaffinity(0)) > 1:

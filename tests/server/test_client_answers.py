@@ -320,8 +320,14 @@ def test_a_malformed_classification_names_the_bad_field():
     from audioembed_server.classify_client import classification_from_proto
 
     good = pb.ClassificationResult(
-        num_windows=2, num_classes=3, labels=["a", "b", "c"], window_scores=np.zeros(6, "<f4").tobytes(),
-        clip_scores=[0.1, 0.2, 0.7], timestamps=[0.0, 0.96], window_seconds=0.96, duration_seconds=2.0,
+        num_windows=2,
+        num_classes=3,
+        labels=["a", "b", "c"],
+        window_scores=np.zeros(6, "<f4").tobytes(),
+        clip_scores=[0.1, 0.2, 0.7],
+        timestamps=[0.0, 0.96],
+        window_seconds=0.96,
+        duration_seconds=2.0,
         short_clip=pb.SHORT_CLIP_POLICY_NONE,
     )
     assert classification_from_proto(good).window_scores.shape == (2, 3)
