@@ -107,7 +107,8 @@ def norm_case(name: str, dtype: torch.dtype, rng: np.random.Generator, out: dict
 
 
 def loss_cases(dtype: torch.dtype, rng: np.random.Generator, suffix: str, out: dict[str, np.ndarray]) -> None:
-    """Cross-entropy (indices, probabilities, [N, T, C]), BCE with logits and MSE, every reduction."""
+    """Cross-entropy (indices, probabilities, [N, T, C], ignored targets), BCE with logits and MSE, every
+    reduction."""
     n, t, c = 5, 3, 4
     for reduction in ("mean", "sum", "none"):
         weight = rng.uniform(0.2, 2.0, c)
@@ -144,6 +145,18 @@ def loss_cases(dtype: torch.dtype, rng: np.random.Generator, suffix: str, out: d
                 {"weight": rng.uniform(0.5, 2, c), "pos_weight": rng.uniform(0.5, 4, c)},
             ),
             "mse": ("mse_loss", rng.standard_normal((n, t, c)), rng.standard_normal((n, t, c)), {}),
+            "ce_index_ignored_weight_smooth": (
+                "cross_entropy",
+                rng.standard_normal((n, c)) * 2,
+                np.where(np.arange(n) % 2 == 1, -100, rng.integers(0, c, n)),  # default ignore_index
+                {"weight": weight, "label_smoothing": 0.1},
+            ),
+            "ce_sequence_ignore_class": (
+                "cross_entropy",
+                rng.standard_normal((n, t, c)),
+                rng.integers(0, c, (n, t)),
+                {"ignore_index": 2},  # a real class
+            ),
         }
         for base, (loss, logits, target, kwargs) in cases.items():
             name = f"{base}_{reduction}{suffix}"

@@ -24,6 +24,7 @@ import numpy as np
 from audioembed.errors import InvalidInputError, InvalidOptionError, ShapeError
 
 REDUCTIONS = ("mean", "sum", "none")
+IGNORE_INDEX = -100  # PyTorch's default: a class-index target of -100 is ignored
 
 
 def check_reduction(reduction: str) -> str:
@@ -107,6 +108,7 @@ def cross_entropy_forward(
     weight: np.ndarray | None = None,
     label_smoothing: float = 0.0,
     reduction: str = "mean",
+    ignore_index: int = IGNORE_INDEX,
 ) -> tuple[np.ndarray, CrossEntropySaved]:
     """Cross-entropy of ``logits`` against class indices or class probabilities.
 
@@ -118,6 +120,9 @@ def cross_entropy_forward(
         Per-class rescaling.
     label_smoothing : float in [0, 1]
     reduction : {'mean', 'sum', 'none'}
+    ignore_index : int
+        Class-index targets equal to it contribute nothing: their loss (and gradient) is 0 and the mean
+        leaves them out of its denominator (all ignored: NaN, as in PyTorch). Unused for probability targets.
 
     Returns
     -------
@@ -125,6 +130,8 @@ def cross_entropy_forward(
     saved : CrossEntropySaved
     """
     what = "cross_entropy"
+    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, (int, np.integer)):
+        raise InvalidOptionError(f"ignore_index must be an integer, got {ignore_index!r}")
     _check_logits(logits, what)
     check_reduction(reduction)
     if isinstance(label_smoothing, bool) or not (
@@ -143,11 +150,12 @@ def cross_entropy_forward(
     class_weight = weight if weight is not None else np.ones(n_classes, dtype)
     log_probs = log_softmax(logits)
     if np.issubdtype(target.dtype, np.integer):
-        target = _check_class_indices(target, logits.shape)
+        kept = target != ignore_index
+        target = _check_class_indices(np.where(kept, target, 0), logits.shape, kept)
         onehot_weight = np.zeros_like(logits)
-        target_weight = class_weight[target]  # w[y_i], [...]
+        target_weight = np.where(kept, class_weight[target], 0).astype(dtype)  # w[y_i], 0 if ignored
         np.put_along_axis(onehot_weight, target[..., None], target_weight[..., None], axis=-1)
-        coefficients = (1 - eps) * onehot_weight + (eps / n_classes) * class_weight
+        coefficients = (1 - eps) * onehot_weight + (eps / n_classes) * class_weight * kept[..., None]
         denominator = target_weight.sum()
         smoothing_weight = None
     elif np.issubdtype(target.dtype, np.floating):
@@ -171,14 +179,15 @@ def cross_entropy_forward(
     return value, CrossEntropySaved(log_probs, coefficients, reduction, denominator, smoothing_weight)
 
 
-def _check_class_indices(target: np.ndarray, logits_shape: tuple[int, ...]) -> np.ndarray:
+def _check_class_indices(target: np.ndarray, logits_shape: tuple[int, ...], kept: np.ndarray) -> np.ndarray:
+    """``target`` as indices after checking its shape and, where ``kept``, its range."""
     n_classes = logits_shape[-1]
     if target.shape != logits_shape[:-1]:
         raise ShapeError(
             f"cross_entropy expects class indices of shape {logits_shape[:-1]} for logits of shape "
             f"{logits_shape}, got shape {target.shape}"
         )
-    bad = (target < 0) | (target >= n_classes)
+    bad = ((target < 0) | (target >= n_classes)) & kept
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
         raise InvalidInputError(

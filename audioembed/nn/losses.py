@@ -44,26 +44,38 @@ class CrossEntropyLoss(_Loss):
         Per-class rescaling (e.g. inverse class frequencies for imbalanced data).
     reduction : {'mean', 'sum', 'none'}
     label_smoothing : float in [0, 1]
+    ignore_index : int
+        Class-index targets equal to it are left out (loss, gradient and the mean's denominator); -100
+        by default, as in PyTorch.
     """
 
     def __init__(
-        self, weight: np.ndarray | None = None, reduction: str = "mean", label_smoothing: float = 0.0
+        self,
+        weight: np.ndarray | None = None,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+        ignore_index: int = -100,
     ) -> None:
         super().__init__(reduction)
         if isinstance(label_smoothing, bool) or not (
             isinstance(label_smoothing, (int, float)) and 0.0 <= label_smoothing <= 1.0
         ):
             raise InvalidOptionError(f"label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
+        if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
+            raise InvalidOptionError(f"ignore_index must be an integer, got {ignore_index!r}")
         self.label_smoothing = float(label_smoothing)
+        self.ignore_index = int(ignore_index)
         self.register_buffer("weight", _weight_buffer(weight, "weight"))
 
     def forward(self, logits: np.ndarray, target: np.ndarray) -> Any:
-        return training_ops.cross_entropy(logits, target, self.weight, self.label_smoothing, self.reduction)
+        return training_ops.cross_entropy(
+            logits, target, self.weight, self.label_smoothing, self.reduction, self.ignore_index
+        )
 
     def extra_repr(self) -> str:
-        parts = [super().extra_repr()] + (
-            [f"label_smoothing={self.label_smoothing}"] if self.label_smoothing else []
-        )
+        parts = [super().extra_repr()]
+        parts += [f"label_smoothing={self.label_smoothing}"] if self.label_smoothing else []
+        parts += [f"ignore_index={self.ignore_index}"] if self.ignore_index != -100 else []
         return ", ".join(p for p in parts if p)
 
 

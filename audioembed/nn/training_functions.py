@@ -138,8 +138,11 @@ class CrossEntropyFunction(Function):
         weight: np.ndarray | None,
         label_smoothing: float,
         reduction: str,
+        ignore_index: int = fl.IGNORE_INDEX,
     ) -> np.ndarray:
-        value, saved = fl.cross_entropy_forward(logits, target, weight, label_smoothing, reduction)
+        value, saved = fl.cross_entropy_forward(
+            logits, target, weight, label_smoothing, reduction, ignore_index
+        )
         ctx.save_for_backward(saved)
         return value
 
@@ -148,7 +151,7 @@ class CrossEntropyFunction(Function):
         (saved,) = ctx.saved_tensors
         grad_logits, grad_target = fl.cross_entropy_backward(grad, saved)
         needs = ctx.needs_input_grad
-        return grad_logits if needs[0] else None, grad_target if needs[1] else None, None, None, None
+        return grad_logits if needs[0] else None, grad_target if needs[1] else None, None, None, None, None
 
 
 class BCEWithLogitsFunction(Function):

@@ -146,12 +146,15 @@ def cross_entropy(
     weight: np.ndarray | None = None,
     label_smoothing: float = 0.0,
     reduction: str = "mean",
+    ignore_index: int = -100,
 ) -> float | np.ndarray:
     """Cross-entropy from ``logits`` [..., C] against class indices [...] or class probabilities [..., C].
 
     PyTorch's formulas: with class ``weight`` the mean is normalised by the summed weights of the target
     classes; ``label_smoothing`` ε mixes ``(1 - ε)`` of the target with ε spread uniformly over the
-    classes (weighted likewise). See :mod:`audioembed.nn.functional_loss` for the exact form.
+    classes (weighted likewise); class-index targets equal to ``ignore_index`` (default -100, as in
+    PyTorch) count for nothing, in the loss, the gradient and the mean's denominator. See
+    :mod:`audioembed.nn.functional_loss` for the exact form.
 
     Returns (ndarray inputs) a ``float`` for 'mean' / 'sum', an ndarray [...] for 'none'; a Tensor when
     a Tensor is involved.
@@ -162,6 +165,7 @@ def cross_entropy(
         _constant(weight, "weight"),
         label_smoothing,
         reduction,
+        ignore_index,
     )
     return _loss_value(value, reduction)
 

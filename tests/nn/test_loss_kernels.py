@@ -239,8 +239,44 @@ LOGITS = np.zeros((2, 3))
             "target, got dtype int64",
         ),
         (lambda: fl.mse_loss_forward(np.zeros(0), np.zeros(0)), ShapeError, "non-empty"),
+        (
+            lambda: fl.cross_entropy_forward(LOGITS, np.array([0, -1])),  # -100 is ignored, -1 is not
+            InvalidInputError,
+            r"target class -1 at index \(1,\) is out of range",
+        ),
+        (
+            lambda: fl.cross_entropy_forward(LOGITS, np.array([0, 1]), ignore_index=1.0),
+            InvalidOptionError,
+            "ignore_index must be an integer, got 1.0",
+        ),
+        (
+            lambda: fl.cross_entropy_forward(LOGITS, np.array([0, 1]), ignore_index=True),
+            InvalidOptionError,
+            "ignore_index must be an integer, got True",
+        ),
     ],
 )
 def test_losses_reject_bad_targets_naming_the_value(call, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         call()
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_ignored_targets_are_left_out_of_loss_gradient_and_mean(smoothing: float) -> None:
+    rng = np.random.default_rng(3)
+    logits, weight = rng.standard_normal((6, 4)), rng.uniform(0.5, 2.0, 4)
+    target = np.array([1, -100, 3, 0, -100, 2])
+    kept = target != -100
+    value, saved = fl.cross_entropy_forward(logits, target, weight, smoothing)
+    subset, _ = fl.cross_entropy_forward(logits[kept], target[kept], weight, smoothing)
+    np.testing.assert_allclose(value, subset, rtol=1e-12)
+    grad, _ = fl.cross_entropy_backward(np.array(1.0), saved)
+    assert not grad[~kept].any()
+    per_example, _ = fl.cross_entropy_forward(logits, target, weight, smoothing, reduction="none")
+    assert not per_example[~kept].any()
+
+
+def test_all_targets_ignored_gives_nan_mean_and_zero_sum() -> None:
+    target = np.array([-100, -100])
+    assert np.isnan(fl.cross_entropy_forward(LOGITS, target)[0])
+    assert fl.cross_entropy_forward(LOGITS, target, reduction="sum")[0] == 0.0

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from audioembed.errors import GradientError, InvalidInputError, InvalidOptionError
-from audioembed.nn import Linear, Parameter
+from audioembed.nn import Linear, Parameter, Tensor, no_grad
 from audioembed.nn.inplace import modification_count
 from audioembed.nn.optim import SGD, Adam, AdamW, Optimizer
 
@@ -161,6 +161,24 @@ def test_step_returns_the_closures_loss_and_marks_the_arrays_written() -> None:
     assert loss == 0.25 and calls == [1]
     assert modification_count(p.data) == before[0] + 1  # a cache of p's array learns it changed
     assert modification_count(q.data) == before[1]  # q had no gradient: not written
+
+
+def test_the_closure_records_gradients_even_when_step_runs_under_no_grad() -> None:
+    layer = Linear(3, 1)
+    optimizer = SGD(layer.parameters(), lr=0.1)
+    x = Tensor(np.ones((2, 3), np.float32))
+
+    def closure() -> float:
+        optimizer.zero_grad()
+        loss = (layer(x) ** 2).sum()
+        loss.backward()  # fails with a GradientError if recording were off here
+        return float(loss.data)
+
+    before = layer.weight.data.copy()
+    with no_grad():
+        loss = optimizer.step(closure)
+    assert loss > 0 and layer.weight.grad is not None
+    assert not np.array_equal(layer.weight.data, before)
 
 
 def test_a_read_only_parameter_array_is_replaced_by_a_private_copy() -> None:

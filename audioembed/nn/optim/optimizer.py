@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from audioembed.errors import GradientError, InvalidInputError, InvalidOptionError
+from audioembed.nn.autograd.grad_mode import enable_grad
 from audioembed.nn.inplace import mark_modified
 
 ParamGroup = dict[str, Any]
@@ -170,14 +171,18 @@ class Optimizer:
         Parameters
         ----------
         closure : callable, optional
-            Re-evaluates the model and returns the loss (it runs before the update); its value is returned.
+            Re-evaluates the model and returns the loss (it runs before the update, with gradient recording
+            on even when ``step`` is called under ``no_grad``, as in PyTorch); its value is returned.
 
         Raises
         ------
         GradientError
             A gradient whose shape differs from its parameter's.
         """
-        loss = closure() if closure is not None else None
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
         for group in self.param_groups:
             self._update_group(group)
         return loss
