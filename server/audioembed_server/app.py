@@ -108,6 +108,10 @@ def _grpc_options(config: ServerConfig) -> list[tuple[str, Any]]:
     ]
 
 
+class ModelLoadError(RuntimeError):
+    """A server started with ``load_first`` could not load its model (the message names the cause)."""
+
+
 class EmbeddingServer:
     """A running service. Build it with :func:`create_server`; stop it with :meth:`stop`.
 
@@ -119,8 +123,11 @@ class EmbeddingServer:
         The bound metrics port, when metrics are on.
     """
 
-    def __init__(self, config: ServerConfig, embedder_factory: EmbedderFactory) -> None:
+    def __init__(
+        self, config: ServerConfig, embedder_factory: EmbedderFactory, *, load_first: bool = False
+    ) -> None:
         self.config = config
+        self._load_first = load_first
         self.metrics = ServerMetrics()
         self.health = health.HealthServicer(
             experimental_non_blocking=True,
@@ -140,7 +147,8 @@ class EmbeddingServer:
         reflection.enable_server_reflection(
             (SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), self.server
         )
-        self.port = self._bind()
+        # Bound at once (the address is checked before any model work), or after loading (load_first).
+        self.port = 0 if load_first else self._bind()
         self.metrics_port: int | None = None
         self._metrics_server: MetricsServer | None = None
         self._factory = embedder_factory
@@ -163,9 +171,20 @@ class EmbeddingServer:
         return port
 
     def start(self) -> EmbeddingServer:
-        """Start serving (health: live, not ready), then load the model on a background thread."""
+        """Start serving (health: live, not ready), then load the model on a background thread.
+
+        With ``load_first`` the model loads here, before the port is even bound, and a failure raises
+        :class:`ModelLoadError`: no connection reaches this server before it can answer. That is what a
+        process of ``serve --processes N`` needs when it (re)starts beside others that already serve on the
+        same port: the kernel hands new connections to every listening socket of the group.
+        """
         self.health.set("", _SERVING)
         self.health.set(SERVICE_NAME, _NOT_SERVING)
+        if self._load_first:
+            self._load()
+            if self.servicer.load_error is not None:
+                raise ModelLoadError(f"the model failed to load: {self.servicer.load_error}")
+            self.port = self._bind()
         if self.config.metrics_port is not None:
             host = self.config.metrics_host or self.config.host
             self._metrics_server = MetricsServer(self.metrics, host=host, port=self.config.metrics_port)
@@ -179,7 +198,8 @@ class EmbeddingServer:
             auth=bool(self.config.token),
             metrics_port=self.metrics_port,
         )
-        threading.Thread(target=self._load, name="audioembed-load", daemon=True).start()
+        if not self._load_first:
+            threading.Thread(target=self._load, name="audioembed-load", daemon=True).start()
         return self
 
     def _load(self) -> None:
@@ -294,7 +314,7 @@ class EmbeddingServer:
 
 
 def create_server(
-    config: ServerConfig, embedder_factory: EmbedderFactory | None = None
+    config: ServerConfig, embedder_factory: EmbedderFactory | None = None, *, load_first: bool = False
 ) -> tuple[EmbeddingServer, int]:
     """Build and start the service; return it and its bound port (``config.port = 0`` picks a free one).
 
@@ -304,12 +324,18 @@ def create_server(
     embedder_factory : callable, optional
         ``() -> Embedder``, called on a background thread; default builds one from ``config.weights`` /
         ``config.pca``.
+    load_first : bool
+        Load the model in this call and bind the port only then (see :meth:`EmbeddingServer.start`).
 
     Raises
     ------
     OSError
         The address cannot be bound.
+    ModelLoadError
+        ``load_first`` and the model failed to load.
     """
-    server = EmbeddingServer(config, embedder_factory or default_embedder_factory(config))
+    server = EmbeddingServer(
+        config, embedder_factory or default_embedder_factory(config), load_first=load_first
+    )
     server.start()
     return server, server.port

@@ -12,7 +12,9 @@ the port with a plain socket (so ``--port 0`` resolves to one port for all child
 children with the ``spawn`` method (fresh interpreters: nothing of the parent's state, locks or threads is
 inherited). It
 
-- waits until every child has bound the port, then prints the ``listening on`` line;
+- waits until every child has loaded its model and then bound the port (a child binds only when it can
+  answer, so the kernel never hands a connection to a child still loading, after a restart too), then
+  prints the ``listening on`` line;
 - serves one ``/metrics`` merging the children's, each sample labelled ``process="i"`` (see
   :mod:`audioembed_server.metrics_merge`);
 - restarts a child that dies (killed, crashed), at most ``MAX_RESTARTS`` times per ``RESTART_WINDOW_SECONDS``
@@ -91,13 +93,14 @@ def _child_main(config: ServerConfig, index: int, conn: Connection, parent_pid: 
     os.setpgrp()  # a terminal's Ctrl-C reaches only the supervisor, which forwards one stop to each child
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from audioembed_server import logs
-    from audioembed_server.app import create_server
+    from audioembed_server.app import ModelLoadError, create_server
     from audioembed_server.serve_command import serve_until_stopped
 
     logs.configure(log_format=config.log_format)
     try:
-        server, _ = create_server(config)
-    except OSError as error:
+        # The model first, then the port: a (re)started child gets no connection before it can answer.
+        server, _ = create_server(config, load_first=True)
+    except (OSError, ModelLoadError) as error:
         conn.send(("failed", str(error)))
         sys.exit(EXIT_SETUP)
     conn.send(("listening", os.getpid(), server.metrics_port))
@@ -204,7 +207,8 @@ class Supervisor:
         return None
 
     def wait_listening(self, stop: threading.Event) -> int | None:
-        """Wait until every child has bound the port; an exit code if one failed (or a stop came) first."""
+        """Wait until every child has loaded and bound the port; an exit code if one failed (or a stop came)
+        first."""
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
         while not all(c.listening for c in self.children.values()):
             code = self.poll(restart=False)

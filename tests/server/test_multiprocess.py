@@ -147,6 +147,15 @@ def _wait_serving(address: str, process: subprocess.Popen, *, probes: int = 6) -
         time.sleep(0.02)
 
 
+def _probe_until(address: str, stop: threading.Event, statuses: list[int | str]) -> None:
+    """Health of new connections, one after another, until ``stop`` (a failed call: its status code)."""
+    while not stop.is_set():
+        try:
+            statuses.append(_health(address))
+        except grpc.RpcError as error:
+            statuses.append(error.code().name)
+
+
 def _mapping(pid: int, path: Path) -> dict[str, int]:
     """kB of ``path``'s memory mappings in ``pid`` by smaps field (Rss, Shared_Clean, Private_Dirty, ...)."""
     totals: dict[str, int] = {}
@@ -203,12 +212,21 @@ def test_processes_share_the_port_and_the_weights_restart_when_killed_and_drain_
             assert mapped.get("Private_Dirty", 0) == 0, mapped
             assert mapped.get("Shared_Clean", 0) > 0.9 * size_kb, (mapped, size_kb)
 
-        # A killed process is restarted on the same port and the service goes on.
+        # A killed process is restarted on the same port and the service goes on. While it restarts, every
+        # new connection finds a process that can answer: the new one binds only once its model is loaded.
+        statuses: list[int | str] = []
+        probing = threading.Event()
+        prober = threading.Thread(target=_probe_until, args=(address, probing, statuses), daemon=True)
         mark = len(err.lines)
         os.kill(pids[0], signal.SIGKILL)
         new_pid = int(err.wait_for(r"event=process_restarted index=0 pid=(\d+)", after=mark)[1])
         assert new_pid not in pids
+        prober.start()  # the killed process is reaped: its socket is closed, the new one is starting
         err.wait_for(rf"event=process_listening index=0 pid={new_pid}", after=mark)
+        time.sleep(1.0)  # new connections now reach both processes
+        probing.set()
+        prober.join(30)
+        assert len(statuses) >= 10 and set(statuses) == {SERVING}, statuses
         _wait_serving(address, process)
         text = _metrics(metrics_port)
         assert "audioembed_process_restarts_total 1" in text and "audioembed_processes 2" in text
