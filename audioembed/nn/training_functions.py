@@ -8,6 +8,7 @@ passed as plain arguments and get no gradient (None).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -31,24 +32,31 @@ def _norm_grads(ctx: FunctionCtx, grad: np.ndarray, n_extra: int) -> tuple[Any, 
     )
 
 
-class BatchNormFunction(Function):
-    """``batch_norm_forward`` / ``norm_backward``; running statistics are updated in the forward."""
+class _RunningStatsNormFunction(Function):
+    """A norm with running statistics: ``forward_kernel`` / ``norm_backward``.
+
+    ``forward_kernel(x, running_mean, running_var, weight, bias, batch_stats, momentum, eps)`` normalises
+    with the batch's statistics when ``batch_stats`` (updating the running ones in place), else with the
+    running ones.
+    """
 
     fresh_gradients = True
+    forward_kernel: Callable[..., tuple[np.ndarray, fn.NormSaved]]
 
-    @staticmethod
+    @classmethod
     def forward(
+        cls,
         ctx: FunctionCtx,
         x: np.ndarray,
         weight: np.ndarray | None,
         bias: np.ndarray | None,
         running_mean: np.ndarray | None,
         running_var: np.ndarray | None,
-        training: bool,
+        batch_stats: bool,
         momentum: float,
         eps: float,
     ) -> np.ndarray:
-        y, saved = fn.batch_norm_forward(x, running_mean, running_var, weight, bias, training, momentum, eps)
+        y, saved = cls.forward_kernel(x, running_mean, running_var, weight, bias, batch_stats, momentum, eps)
         ctx.save_for_backward(saved, (x.shape[-1],))
         return y
 
@@ -57,32 +65,16 @@ class BatchNormFunction(Function):
         return _norm_grads(ctx, grad, 5)
 
 
-class InstanceNormFunction(Function):
-    """``instance_norm_forward`` / ``norm_backward``."""
+class BatchNormFunction(_RunningStatsNormFunction):
+    """``batch_norm_forward`` (``batch_stats`` = training) / ``norm_backward``."""
 
-    fresh_gradients = True
+    forward_kernel = staticmethod(fn.batch_norm_forward)
 
-    @staticmethod
-    def forward(
-        ctx: FunctionCtx,
-        x: np.ndarray,
-        weight: np.ndarray | None,
-        bias: np.ndarray | None,
-        running_mean: np.ndarray | None,
-        running_var: np.ndarray | None,
-        use_input_stats: bool,
-        momentum: float,
-        eps: float,
-    ) -> np.ndarray:
-        y, saved = fn.instance_norm_forward(
-            x, running_mean, running_var, weight, bias, use_input_stats, momentum, eps
-        )
-        ctx.save_for_backward(saved, (x.shape[-1],))
-        return y
 
-    @staticmethod
-    def backward(ctx: FunctionCtx, grad: np.ndarray) -> tuple[Any, ...]:
-        return _norm_grads(ctx, grad, 5)
+class InstanceNormFunction(_RunningStatsNormFunction):
+    """``instance_norm_forward`` (``batch_stats`` = use_input_stats) / ``norm_backward``."""
+
+    forward_kernel = staticmethod(fn.instance_norm_forward)
 
 
 class LayerNormFunction(Function):
