@@ -130,6 +130,27 @@ def _update_running(
     running_var += momentum * unbiased.astype(running_var.dtype, copy=False)
 
 
+def _check_channel_params(
+    x: np.ndarray,
+    what: str,
+    weight: np.ndarray | None,
+    bias: np.ndarray | None,
+    running_mean: np.ndarray | None,
+    running_var: np.ndarray | None,
+) -> None:
+    """Every per-channel array given must be ``[C]``; the running statistics come both or neither."""
+    channels = x.shape[-1]
+    for name, param in (
+        ("weight", weight),
+        ("bias", bias),
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+    ):
+        _check_features(x, what, param, name, (channels,))
+    if (running_mean is None) != (running_var is None):
+        raise InvalidInputError(f"{what} takes both running_mean and running_var, or neither")
+
+
 def batch_norm_forward(
     x: np.ndarray,
     running_mean: np.ndarray | None,
@@ -162,15 +183,7 @@ def batch_norm_forward(
     if x.ndim < 2:
         raise ShapeError(f"batch_norm expects input of shape [N, ..., C], got shape {x.shape}")
     channels = x.shape[-1]
-    for name, param in (
-        ("weight", weight),
-        ("bias", bias),
-        ("running_mean", running_mean),
-        ("running_var", running_var),
-    ):
-        _check_features(x, "batch_norm", param, name, (channels,))
-    if (running_mean is None) != (running_var is None):
-        raise InvalidInputError("batch_norm takes both running_mean and running_var, or neither")
+    _check_channel_params(x, "batch_norm", weight, bias, running_mean, running_var)
     axes = tuple(range(x.ndim - 1))
     if training or running_mean is None:
         count = x.size // channels if channels else 0
@@ -269,16 +282,7 @@ def instance_norm_forward(
     """
     if x.ndim != 4:
         raise ShapeError(f"instance_norm expects input of shape [N, H, W, C], got shape {x.shape}")
-    channels = x.shape[-1]
-    for name, param in (
-        ("weight", weight),
-        ("bias", bias),
-        ("running_mean", running_mean),
-        ("running_var", running_var),
-    ):
-        _check_features(x, "instance_norm", param, name, (channels,))
-    if (running_mean is None) != (running_var is None):
-        raise InvalidInputError("instance_norm takes both running_mean and running_var, or neither")
+    _check_channel_params(x, "instance_norm", weight, bias, running_mean, running_var)
     param_axes = (0, 1, 2)
     if use_input_stats or running_mean is None:
         count = x.shape[1] * x.shape[2]
