@@ -70,3 +70,10 @@ def blas_threads(num_threads: int) -> Iterator[None]:
     """
     pin_blas_threads(num_threads)
     yield
+
+
+def blas_architecture() -> str | None:
+    """The kernels the loaded BLAS runs (OpenBLAS's core type, e.g. ``SkylakeX`` or ``Haswell``), or None
+    when the BLAS does not say. See :mod:`audioembed.openblas_kernels` for how the choice is made."""
+    names = {getattr(c, "architecture", None) for c in _controllers()} - {None}
+    return ", ".join(sorted(names)) or None

@@ -140,7 +140,9 @@ def load_ort() -> Callable[[np.ndarray], np.ndarray]:
 def child(engine: str, batches: list[int], runs: int, rss: bool, weights_file: str | None) -> dict:
     forward = load_ours(weights_file) if engine == "ours" else load_ort()
     gc.collect()
-    result: dict = {"engine": engine, "loaded_rss_mib": rss_mib("VmRSS")}
+    from audioembed.blas import blas_architecture
+
+    result: dict = {"engine": engine, "loaded_rss_mib": rss_mib("VmRSS"), "blas": blas_architecture()}
     if rss:
         result["reset"] = reset_peak_rss()
         x = log_mel_batch(RSS_BATCH)
@@ -216,7 +218,15 @@ def main() -> None:
         f"VGGish forward, {MODEL_FLOPS / 1e9:.4f} GFLOP/example; {args.rounds} round(s), one child per engine"
     )
     print(f"ours loads its weights by {args.load}; load average {os.getloadavg()[0]:.2f} (1 min) at the end")
-    print(f"each child: median of ≥ {args.runs} timed runs per batch after a warm-up\n")
+    print(f"each child: median of ≥ {args.runs} timed runs per batch after a warm-up")
+    # Some machines pin OpenBLAS to older kernels through these variables (see "How to run").
+    pinned = ", ".join(
+        f"{k}={os.environ[k]}" for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ
+    )
+    print(
+        f"ours runs OpenBLAS's {rounds[0]['ours']['blas'] if 'ours' in engines else '?'} kernels "
+        f"({pinned or 'chosen by OpenBLAS for this CPU'})\n"
+    )
     header = f"{'batch':>5}" + "".join(f"{e + ' ex/s':>14}" for e in engines)
     if "ort" in engines and "ours" in engines:
         header += f"{'ours/ORT':>10}{'min':>7}{'max':>7}{'ours ms':>9}{'ORT ms':>8}"
