@@ -169,3 +169,15 @@ def test_a_server_process_runs_blas_single_threaded_without_a_limit_of_its_own(s
     if len(os.sched_getaffinity(0)) > 1:
         assert max(before) > 1, before  # otherwise this test would show nothing
     assert examples == 2 and after and set(after) == {1}, (before, after)
+
+
+@pytest.mark.skipif(
+    not any(i.get("internal_api") == "openblas" for i in threadpool_info()) or os.uname().machine != "x86_64",
+    reason="names OpenBLAS's x86-64 kernels",
+)
+@pytest.mark.parametrize("coretype", ["Haswell", "Sandybridge"])  # AVX2 / AVX: safe on any x86-64 here
+def test_blas_architecture_names_the_kernels_openblas_was_told_to_run(coretype: str) -> None:
+    env = {**os.environ, "OPENBLAS_CORETYPE": coretype}
+    code = "from audioembed.blas import blas_architecture; print(blas_architecture())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip() == coretype
