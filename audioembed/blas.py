@@ -74,6 +74,7 @@ def blas_threads(num_threads: int) -> Iterator[None]:
 
 def blas_architecture() -> str | None:
     """The kernels the loaded BLAS runs (OpenBLAS's core type, e.g. ``SkylakeX`` or ``Haswell``), or None
-    when the BLAS does not say. See :mod:`audioembed.openblas_kernels` for how the choice is made."""
+    when the BLAS does not say. OpenBLAS picks them for the CPU when it loads, unless the environment variable
+    ``OPENBLAS_CORETYPE`` names others (benchmarks/README.md, "OpenBLAS kernels")."""
     names = {getattr(c, "architecture", None) for c in _controllers()} - {None}
     return ", ".join(sorted(names)) or None

@@ -140,7 +140,7 @@ def load_ort() -> Callable[[np.ndarray], np.ndarray]:
 def child(engine: str, batches: list[int], runs: int, rss: bool, weights_file: str | None) -> dict:
     forward = load_ours(weights_file) if engine == "ours" else load_ort()
     gc.collect()
-    from audioembed.blas import blas_architecture
+    from audioembed.blas import blas_architecture  # in the child, as the engines are loaded there
 
     result: dict = {"engine": engine, "loaded_rss_mib": rss_mib("VmRSS"), "blas": blas_architecture()}
     if rss:

@@ -100,6 +100,7 @@ class CrossEntropySaved:
     smoothing_weight: (
         np.ndarray | None
     )  # (1 - ε) w, for the gradient of probability targets; None for indices
+    ignored: np.ndarray | None = None  # [...] bool, targets equal to ignore_index; None for probabilities
 
 
 def cross_entropy_forward(
@@ -122,7 +123,8 @@ def cross_entropy_forward(
     reduction : {'mean', 'sum', 'none'}
     ignore_index : int
         Class-index targets equal to it contribute nothing: their loss (and gradient) is 0 and the mean
-        leaves them out of its denominator (all ignored: NaN, as in PyTorch). Unused for probability targets.
+        leaves them out of its denominator (all ignored: a NaN mean with zero gradients, as in PyTorch).
+        With class probabilities it must be negative (PyTorch refuses a class to ignore there).
 
     Returns
     -------
@@ -130,7 +132,7 @@ def cross_entropy_forward(
     saved : CrossEntropySaved
     """
     what = "cross_entropy"
-    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, (int, np.integer)):
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
         raise InvalidOptionError(f"ignore_index must be an integer, got {ignore_index!r}")
     _check_logits(logits, what)
     check_reduction(reduction)
@@ -158,13 +160,20 @@ def cross_entropy_forward(
         coefficients = (1 - eps) * onehot_weight + (eps / n_classes) * class_weight * kept[..., None]
         denominator = target_weight.sum()
         smoothing_weight = None
+        ignored = ~kept
     elif np.issubdtype(target.dtype, np.floating):
         if target.shape == logits.shape[:-1] and logits.ndim > 1:
             raise InvalidInputError(
                 f"{what}: class indices must be integers, got dtype {target.dtype} of shape {target.shape} "
                 f"(cast them, or give class probabilities of shape {logits.shape})"
             )
+        if ignore_index >= 0:  # as PyTorch: a class to ignore means nothing for class probabilities
+            raise InvalidOptionError(
+                f"{what}: ignore_index ({ignore_index}) applies to class-index targets only, not to "
+                "class probabilities"
+            )
         _check_finite_target(target, what, logits.shape)
+        ignored = None
         smoothing_weight = (1 - eps) * class_weight
         coefficients = (target.astype(dtype, copy=False) * (1 - eps) + eps / n_classes) * class_weight
         denominator = dtype.type(logits.size // n_classes)
@@ -176,7 +185,8 @@ def cross_entropy_forward(
     loss = -(coefficients * log_probs).sum(axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):  # all-zero target weights give NaN, as in PyTorch
         value = _reduce(loss, reduction, denominator)
-    return value, CrossEntropySaved(log_probs, coefficients, reduction, denominator, smoothing_weight)
+    saved = CrossEntropySaved(log_probs, coefficients, reduction, denominator, smoothing_weight, ignored)
+    return value, saved
 
 
 def _check_class_indices(target: np.ndarray, logits_shape: tuple[int, ...], kept: np.ndarray) -> np.ndarray:
@@ -202,11 +212,14 @@ def cross_entropy_backward(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Gradients ``(grad_logits, grad_target)``; ``grad_target`` is None for class indices."""
     dtype = saved.log_probs.dtype
-    scale = _reduction_grad(grad, saved.reduction, saved.denominator, dtype)
-    if saved.reduction == "none":
-        scale = scale[..., None]
-    q = saved.coefficients
-    grad_logits = (np.exp(saved.log_probs) * q.sum(axis=-1, keepdims=True) - q) * scale
+    with np.errstate(divide="ignore", invalid="ignore"):  # a mean over no kept target divides by 0
+        scale = _reduction_grad(grad, saved.reduction, saved.denominator, dtype)
+        if saved.reduction == "none":
+            scale = scale[..., None]
+        q = saved.coefficients
+        grad_logits = (np.exp(saved.log_probs) * q.sum(axis=-1, keepdims=True) - q) * scale
+    if saved.ignored is not None and saved.ignored.any():
+        grad_logits[saved.ignored] = 0  # as PyTorch, also when every target is ignored (0 · ∞ would be NaN)
     grad_target = None
     if saved.smoothing_weight is not None:
         grad_target = -(saved.smoothing_weight * saved.log_probs) * scale

@@ -13,7 +13,7 @@ import numpy as np
 
 from audioembed.errors import InvalidOptionError, ShapeError
 from audioembed.nn import training_ops
-from audioembed.nn.functional_loss import check_reduction
+from audioembed.nn.functional_loss import IGNORE_INDEX, check_reduction
 from audioembed.nn.module import Module
 
 
@@ -54,7 +54,7 @@ class CrossEntropyLoss(_Loss):
         weight: np.ndarray | None = None,
         reduction: str = "mean",
         label_smoothing: float = 0.0,
-        ignore_index: int = -100,
+        ignore_index: int = IGNORE_INDEX,
     ) -> None:
         super().__init__(reduction)
         if isinstance(label_smoothing, bool) or not (
@@ -75,7 +75,7 @@ class CrossEntropyLoss(_Loss):
     def extra_repr(self) -> str:
         parts = [super().extra_repr()]
         parts += [f"label_smoothing={self.label_smoothing}"] if self.label_smoothing else []
-        parts += [f"ignore_index={self.ignore_index}"] if self.ignore_index != -100 else []
+        parts += [f"ignore_index={self.ignore_index}"] if self.ignore_index != IGNORE_INDEX else []
         return ", ".join(p for p in parts if p)
 
 

@@ -20,6 +20,7 @@ from audioembed.nn import functional_norm as fn
 from audioembed.nn import training_functions
 from audioembed.nn.autograd import Tensor
 from audioembed.nn.functional_dropout import check_probability
+from audioembed.nn.functional_loss import IGNORE_INDEX
 
 # Draws the masks of dropout() calls that pass no generator; seeded from the OS, like torch's default.
 _DEFAULT_RNG = np.random.default_rng()
@@ -146,7 +147,7 @@ def cross_entropy(
     weight: np.ndarray | None = None,
     label_smoothing: float = 0.0,
     reduction: str = "mean",
-    ignore_index: int = -100,
+    ignore_index: int = IGNORE_INDEX,
 ) -> float | np.ndarray:
     """Cross-entropy from ``logits`` [..., C] against class indices [...] or class probabilities [..., C].
 

@@ -182,13 +182,22 @@ class EmbeddingServer:
         self.health.set(SERVICE_NAME, _NOT_SERVING)
         if self._load_first:
             self._load()
-            if self.servicer.load_error is not None:
-                raise ModelLoadError(f"the model failed to load: {self.servicer.load_error}")
-            self.port = self._bind()
-        if self.config.metrics_port is not None:
-            host = self.config.metrics_host or self.config.host
-            self._metrics_server = MetricsServer(self.metrics, host=host, port=self.config.metrics_port)
-            self.metrics_port = self._metrics_server.port
+            error = self.servicer.load_error
+            if error is not None:
+                raise ModelLoadError(f"the model failed to load: {error}") from error
+            if self._stopped.is_set():  # stopped while loading: nothing to bind or start
+                return self
+        try:
+            if self._load_first:
+                self.port = self._bind()
+            if self.config.metrics_port is not None:
+                host = self.config.metrics_host or self.config.host
+                self._metrics_server = MetricsServer(self.metrics, host=host, port=self.config.metrics_port)
+                self.metrics_port = self._metrics_server.port
+        except OSError:
+            if self.servicer.engine is not None:  # loaded first: release its batcher threads
+                self.servicer.engine.close()
+            raise
         self.server.start()
         log_event(
             "listening",

@@ -56,7 +56,9 @@ EXIT_FAILED = 1  # a child crash-looped, or did not drain cleanly
 EXIT_SETUP = 2  # as `serve`: bad configuration, unbindable port, or a model that failed to load
 MAX_RESTARTS = 5  # restarts of dead children allowed within RESTART_WINDOW_SECONDS ...
 RESTART_WINDOW_SECONDS = 60.0  # ... beyond that the server gives up rather than spin
-STARTUP_TIMEOUT_SECONDS = 120.0  # a child must bind the port within this (imports on a loaded machine)
+# A child must load its model and bind the port within this (imports, weights and warm-up of N children at
+# once on a loaded machine).
+STARTUP_TIMEOUT_SECONDS = 120.0
 DRAIN_MARGIN_SECONDS = 15.0  # beyond the grace: closing the batcher and exiting the interpreter
 POLL_SECONDS = 0.1
 

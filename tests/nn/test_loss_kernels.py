@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from finite_diff import assert_grad_close, numerical_grad
@@ -254,6 +256,11 @@ LOGITS = np.zeros((2, 3))
             InvalidOptionError,
             "ignore_index must be an integer, got True",
         ),
+        (
+            lambda: fl.cross_entropy_forward(LOGITS, np.full((2, 3), 1 / 3), ignore_index=0),
+            InvalidOptionError,
+            r"ignore_index \(0\) applies to class-index targets only",
+        ),
     ],
 )
 def test_losses_reject_bad_targets_naming_the_value(call, error: type[Exception], message: str) -> None:
@@ -276,7 +283,13 @@ def test_ignored_targets_are_left_out_of_loss_gradient_and_mean(smoothing: float
     assert not per_example[~kept].any()
 
 
-def test_all_targets_ignored_gives_nan_mean_and_zero_sum() -> None:
-    target = np.array([-100, -100])
-    assert np.isnan(fl.cross_entropy_forward(LOGITS, target)[0])
-    assert fl.cross_entropy_forward(LOGITS, target, reduction="sum")[0] == 0.0
+@pytest.mark.parametrize("weighted", [False, True])
+def test_all_targets_ignored_gives_nan_mean_zero_sum_and_zero_gradients(weighted: bool) -> None:
+    target, weight = np.array([-100, -100]), (np.array([0.5, 1.0, 2.0]) if weighted else None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no division warnings either
+        value, saved = fl.cross_entropy_forward(LOGITS, target, weight, label_smoothing=0.1)
+        assert np.isnan(value)
+        grad, _ = fl.cross_entropy_backward(np.array(1.0), saved)  # PyTorch: zeros, not NaN
+        np.testing.assert_array_equal(grad, np.zeros_like(LOGITS))
+        assert fl.cross_entropy_forward(LOGITS, target, weight, reduction="sum")[0] == 0.0
