@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -12,8 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
 from audioembed_server import SERVICE_NAME, EmbeddingClient, ServiceError
+from audioembed_server.app import EmbeddingServer, ModelLoadError, create_server
+from audioembed_server.batcher import BatcherClosedError
+from audioembed_server.config import ServerConfig
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from audioembed.errors import WeightsNotFoundError
@@ -92,6 +97,37 @@ def test_a_bug_while_loading_is_logged_with_its_traceback(caplog):
         server.wait_ready(30)
     records = _load_failure_records(caplog)
     assert records and records[0].exc_info
+
+
+def test_load_first_serves_only_once_loaded_and_names_a_load_failure(embedder):
+    config = ServerConfig(host="127.0.0.1", port=0)
+    server, port = create_server(config, lambda: embedder, load_first=True)
+    try:
+        assert server.ready  # loaded before create_server returned: no NOT_SERVING phase to see
+        assert _status(f"127.0.0.1:{port}", SERVICE_NAME) == SERVING
+    finally:
+        server.stop(grace=0)
+
+    def broken_factory():
+        raise WeightsNotFoundError("no weights found: run `audioembed weights download`")
+
+    with pytest.raises(ModelLoadError, match="the model failed to load: no weights found") as info:
+        create_server(config, broken_factory, load_first=True)
+    assert isinstance(info.value.__cause__, WeightsNotFoundError)
+
+
+def test_load_first_closes_the_loaded_model_when_the_port_cannot_be_bound(embedder):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        config = ServerConfig(host="127.0.0.1", port=taken.getsockname()[1])
+        server = EmbeddingServer(config, lambda: embedder, load_first=True)
+        with pytest.raises(OSError, match=r"cannot listen on 127\.0\.0\.1"):
+            server.start()
+    engine = server.servicer.engine
+    assert engine is not None
+    with pytest.raises(BatcherClosedError):  # closed: its batcher takes no more work
+        engine.batcher.submit(np.zeros((1, 96, 64), np.float32))
 
 
 def _load_failure_records(caplog) -> list:
