@@ -246,31 +246,52 @@ def _dense_reference(x, layers):
     return x
 
 
+def _laid_out(layers, layouts: str):
+    """The layers, kernel k C-contiguous (input-major) or F-contiguous (output-major) by ``layouts[k]``."""
+    return [
+        (np.asfortranarray(w) if layout == "F" else np.ascontiguousarray(w), b, relu)
+        for (w, b, relu), layout in zip(layers, layouts, strict=True)
+    ]
+
+
 @pytest.mark.parametrize("num_workers", [1, 2])
-@pytest.mark.parametrize("batch", [1, 3, GEMV_MAX_ROWS, GEMV_MAX_ROWS + 1, 64])  # GEMV and GEMM paths
-def test_dense_plan_matches_float64(num_workers: int, batch: int) -> None:
+@pytest.mark.parametrize("batch", [1, 2, 3, GEMV_MAX_ROWS, GEMV_MAX_ROWS + 1, 64])  # GEMV and GEMM paths
+@pytest.mark.parametrize("layouts", ["CCC", "FFF", "FCF", "CFC"])
+def test_dense_plan_matches_float64(num_workers: int, batch: int, layouts: str) -> None:
     rng = np.random.default_rng(batch + num_workers)
-    layers = _dense_layers(rng, [96, 200, 50, 7], [True, True, False])
+    layers = _laid_out(_dense_layers(rng, [96, 200, 50, 7], [True, True, False]), layouts)
     plan = DensePlan(layers, num_workers=num_workers)
+    assert [layer.output_major for layer in plan.layers] == [c == "F" for c in layouts]
     x = rng.standard_normal((batch, 96))
     y = plan(x)
-    assert y.shape == (batch, 7) and y.dtype == np.float32
+    assert y.shape == (batch, 7) and y.dtype == np.float32 and y.flags.c_contiguous
     assert relative_error(y, _dense_reference(x, layers)) <= 1e-6
     assert (y < 0).any()  # no ReLU after the last layer
     plan.close()
 
 
-def test_dense_plan_empty_batch() -> None:
-    plan = DensePlan(_dense_layers(np.random.default_rng(0), [8, 4, 3], [True, False]))
+@pytest.mark.parametrize("layouts", ["CC", "FF"])
+def test_dense_plan_empty_batch(layouts: str) -> None:
+    plan = DensePlan(_laid_out(_dense_layers(np.random.default_rng(0), [8, 4, 3], [True, False]), layouts))
     y = plan(np.zeros((0, 8), np.float32))
     assert y.shape == (0, 3) and y.dtype == np.float32
     plan.close()
 
 
-def test_dense_plan_keeps_float32_weights_as_views() -> None:
-    layers = _dense_layers(np.random.default_rng(0), [8, 4], [False])
+def test_dense_plan_keeps_float32_weights_as_views_in_either_layout() -> None:
+    layers = _laid_out(_dense_layers(np.random.default_rng(0), [8, 4, 3], [True, False]), "CF")
     plan = DensePlan(layers)
-    assert plan.layers[0][0] is layers[0][0]
+    assert plan.layers[0].weight is layers[0][0] and not plan.layers[0].output_major
+    assert plan.layers[1].weight is layers[1][0] and plan.layers[1].output_major
+    plan.close()
+
+
+def test_dense_plan_copies_other_weights_input_major() -> None:
+    weight = np.arange(24, dtype=np.float64).reshape(4, 6)[:, ::2]  # float64, neither C nor F contiguous
+    plan = DensePlan([(weight, np.zeros(3), False)])
+    kernel = plan.layers[0].weight
+    assert kernel.dtype == np.float32 and kernel.flags.c_contiguous and not plan.layers[0].output_major
+    np.testing.assert_array_equal(plan(np.eye(4)), weight)
     plan.close()
 
 

@@ -11,6 +11,7 @@ from audioembed.errors import GradientError, InvalidInputError, InvalidOptionErr
 from audioembed.nn import Linear, Parameter, Tensor, no_grad
 from audioembed.nn.inplace import modification_count
 from audioembed.nn.optim import SGD, Adam, AdamW, Optimizer
+from audioembed.nn.optim.optimizer import CHUNK, chunked
 
 
 def params(*shapes: tuple[int, ...], seed: int = 0) -> list[Parameter]:
@@ -310,3 +311,37 @@ def test_an_sgd_state_does_not_load_into_adam() -> None:
         Adam(parameters).load_state_dict(sgd.state_dict())
     with pytest.raises(InvalidInputError, match="not an optimizer state dict"):
         Adam(parameters).load_state_dict([1, 2])
+
+
+# --- memory layouts ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("order", ["C", "F", "mixed"])
+def test_chunked_slices_write_through_to_every_layout(order: str) -> None:
+    shape = (300, 250)  # 75,000 elements: more than two chunks
+    orders = {"C": "CC", "F": "FF", "mixed": "CF"}[order]
+    arrays = [np.zeros(shape, order=o) for o in orders]
+    pieces = list(chunked(*arrays))
+    assert len(pieces) == (1 if order == "mixed" else -(-75_000 // CHUNK))  # mixed layouts: whole, once
+    for piece in pieces:
+        for k, part in enumerate(piece):
+            part += k + 1  # in place: must land in the arrays themselves
+    np.testing.assert_array_equal(arrays[0], 1.0)
+    np.testing.assert_array_equal(arrays[1], 2.0)
+
+
+@pytest.mark.parametrize("make", [SGD, Adam], ids=["sgd", "adam"])
+def test_steps_on_f_contiguous_parameters_match_c_contiguous_ones(make) -> None:
+    """VGGish's dense kernels are F-contiguous (output-major, see audioembed.nn.fused_dense)."""
+    c_params = with_grads(params((70, 600)))
+    f_params = [Parameter(np.asfortranarray(p.data)) for p in c_params]
+    for p, q in zip(c_params, f_params, strict=True):
+        q.grad = p.grad.copy()  # C-contiguous, as a GEMM gives it: walked in the data's order
+    # the gradient is walked in the data's order, so that chunked() slices all the arrays of the update
+    assert Optimizer._gradient(f_params[0]).flags.f_contiguous
+    assert Optimizer._gradient(c_params[0]).flags.c_contiguous
+    kwargs: dict[str, Any] = {"lr": 0.1, "weight_decay": 0.01}
+    c_opt, f_opt = make(c_params, **kwargs), make(f_params, **kwargs)
+    for _ in range(3):
+        c_opt.step()
+        f_opt.step()
+    assert f_params[0].data.flags.f_contiguous
+    np.testing.assert_array_equal(f_params[0].data, c_params[0].data)

@@ -31,15 +31,20 @@ CHUNK = 1 << 15
 
 
 def chunked(*arrays: np.ndarray) -> Iterator[tuple[np.ndarray, ...]]:
-    """Yield matching 1-D slices (views) of same-shaped C-contiguous arrays, :data:`CHUNK` elements each.
+    """Yield matching 1-D slices (views) of same-shaped contiguous arrays, :data:`CHUNK` elements each.
 
     Elementwise updates give the same bits slice by slice as on whole arrays. Arrays that are not all
-    C-contiguous (a reshape would copy, losing the writes) are yielded whole, once.
+    C-contiguous or all F-contiguous (e.g. VGGish's output-major dense kernels, see
+    :mod:`audioembed.nn.fused_dense`) would be copied by a reshape, losing the writes: they are yielded
+    whole, once.
     """
-    if not all(a.flags.c_contiguous for a in arrays):
+    if all(a.flags.c_contiguous for a in arrays):
+        flat = [a.reshape(-1) for a in arrays]  # views
+    elif all(a.flags.f_contiguous for a in arrays):
+        flat = [a.T.reshape(-1) for a in arrays]  # views: the transpose of an F array is C-contiguous
+    else:
         yield arrays
         return
-    flat = [a.reshape(-1) for a in arrays]  # views: C-contiguous
     for start in range(0, flat[0].size, CHUNK):
         yield tuple(f[start : start + CHUNK] for f in flat)
 
@@ -192,13 +197,19 @@ class Optimizer:
 
     @staticmethod
     def _gradient(param: Any) -> np.ndarray:
-        """``param``'s gradient, checked, C-contiguous in its data's dtype (read only: never written)."""
+        """``param``'s gradient, checked, in its data's dtype and memory order (read only: never written).
+
+        The data's order (F for VGGish's output-major dense kernels, else C) lets :func:`chunked` walk all the
+        arrays of an update in slices.
+        """
         grad = np.asarray(param.grad)
         if grad.shape != param.data.shape:
             raise GradientError(
                 f"gradient of shape {grad.shape} for {param!r}: it must have the parameter's shape"
             )
-        return np.asarray(grad, dtype=param.data.dtype, order="C")  # no copy when already so
+        data = param.data
+        order = "F" if data.flags.f_contiguous and not data.flags.c_contiguous else "C"
+        return np.asarray(grad, dtype=data.dtype, order=order)  # no copy when already so
 
     @staticmethod
     def _writable(param: Any) -> np.ndarray:

@@ -12,6 +12,7 @@ import pytest
 
 from audioembed.errors import WeightsFormatError, WeightsVerificationError
 from audioembed.vggish import Postprocessor, VGGish, load_postprocessor, load_vggish
+from audioembed.vggish.fast import DENSE_LAYERS
 from audioembed.vggish.weights import build_vggish, read_weights
 from audioembed.weights_check import (
     REFERENCE_STATISTICS,
@@ -51,13 +52,23 @@ def test_a_foreign_format_gives_the_same_model(full_files, examples, reference_o
     # The .pth formats read to identical tensors (test_weights_torch.py), so one foreign format suffices.
     model = load_vggish(full_files["tf-checkpoint"])
     assert isinstance(model, VGGish)
+    _assert_output_major_dense_kernels(model)  # laid out so after the copy, as the native file stores them
     np.testing.assert_array_equal(model(examples), reference_output)
+
+
+def _assert_output_major_dense_kernels(model: VGGish) -> None:
+    """The layout the fused dense stack runs fastest on (``Wᵀ @ xᵀ``, see audioembed.nn.fused_dense)."""
+    for name in DENSE_LAYERS:
+        weight = getattr(model, name).weight.data
+        assert weight.flags.f_contiguous and not weight.flags.c_contiguous, name
 
 
 def test_native_parameters_share_the_mapped_file(full_files, native_model, examples, reference_output):
     assert not native_model.fc1_1.weight.data.flags.writeable  # a view of the read-only mapping
+    _assert_output_major_dense_kernels(native_model)
     private = load_vggish(full_files["native"], share_memory=False)
     assert private.fc1_1.weight.data.flags.writeable and private.fc1_1.weight.data.flags.owndata
+    _assert_output_major_dense_kernels(private)
     np.testing.assert_array_equal(private(examples), reference_output)
 
 

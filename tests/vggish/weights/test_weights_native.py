@@ -21,7 +21,7 @@ from audioembed.vggish.weights import (
     synthesize_weights,
     write_native,
 )
-from audioembed.vggish.weights.native import check_model_tensors
+from audioembed.vggish.weights.native import OUTPUT_MAJOR, check_model_tensors
 
 
 def _zeros() -> dict[str, np.ndarray]:
@@ -39,7 +39,8 @@ def test_native_round_trip_with_pca_and_metadata(full_files, synthetic_tensors, 
         np.testing.assert_array_equal(tensors[name], expected)
     np.testing.assert_array_equal(pca["pca_eigen_vectors"], synthetic_pca["pca_eigen_vectors"])
     assert pca["pca_means"].dtype == np.float64
-    assert metadata["format_version"] == "1"
+    assert metadata["format_version"] == "2"
+    assert metadata["dense_kernels"] == "output-major"
     assert metadata["architecture"] == "vggish"
     assert metadata["synthetic"] == "true"
     assert metadata["has_pca"] == "true"
@@ -59,6 +60,39 @@ def test_native_files_are_plain_safetensors(full_files, synthetic_tensors):
     loaded = safetensors.numpy.load_file(full_files["native"])
     np.testing.assert_array_equal(loaded["vggish/conv1/weights"], synthetic_tensors["vggish/conv1/weights"])
     assert loaded["pca_means"].shape == (128,)
+    # format 2: the dense kernels are stored output-major, [out, in]
+    assert loaded["vggish/fc2/weights"].shape == (128, 4096)
+    np.testing.assert_array_equal(loaded["vggish/fc2/weights"], synthetic_tensors["vggish/fc2/weights"].T)
+
+
+def test_native_dense_kernels_read_back_in_tf_shapes_as_f_contiguous_views(full_files, synthetic_tensors):
+    tensors, _, _ = read_native(full_files["native"])
+    assert {"vggish/fc1/fc1_1/weights", "vggish/fc1/fc1_2/weights", "vggish/fc2/weights"} == OUTPUT_MAJOR
+    for name in OUTPUT_MAJOR:
+        assert tensors[name].shape == synthetic_tensors[name].shape
+        assert tensors[name].flags.f_contiguous and not tensors[name].flags.c_contiguous
+        np.testing.assert_array_equal(tensors[name], synthetic_tensors[name])
+    assert tensors["vggish/conv4/conv4_2/weights"].flags.c_contiguous
+
+
+def test_format_1_files_are_still_read(tmp_path, synthetic_tensors):
+    """Files written before format 2 (every tensor in its TF layout) load as they did."""
+    path = tmp_path / "v1.safetensors"
+    metadata = {"architecture": "vggish", "format_version": "1", "synthetic": "true", "has_pca": "false"}
+    safetensors.numpy.save_file(dict(synthetic_tensors), path, metadata=metadata)
+    tensors, pca, read_metadata = read_native(path)
+    assert pca is None and read_metadata["format_version"] == "1"
+    for name, expected in synthetic_tensors.items():
+        assert tensors[name].flags.c_contiguous
+        np.testing.assert_array_equal(tensors[name], expected)
+
+
+def test_format_2_dense_kernel_stored_in_tf_layout_is_refused(tmp_path, synthetic_tensors):
+    path = tmp_path / "bad.safetensors"
+    metadata = {"architecture": "vggish", "format_version": "2", "synthetic": "true", "has_pca": "false"}
+    safetensors.numpy.save_file(dict(synthetic_tensors), path, metadata=metadata)  # nothing transposed
+    with pytest.raises(WeightsFormatError, match=r"vggish/fc\S* is stored with shape \[\d+, \d+\], expected"):
+        read_native(path)
 
 
 def test_weights_file_describes_a_native_file(full_files):
@@ -146,7 +180,7 @@ def test_native_of_another_architecture_or_version(small_native):
     _rewrite_header(
         small_native, lambda h: h["__metadata__"].update(architecture="vggish", format_version="9")
     )
-    with pytest.raises(WeightsFormatError, match="native format version '9' is not supported"):
+    with pytest.raises(WeightsFormatError, match=r"version '9' is not supported .*reads versions 1, 2\)"):
         read_native(small_native)
 
 
