@@ -118,11 +118,11 @@ class DensePlan:
                 h = self._output_major(h, layer) if columns else self._input_major(h, layer)
         return np.ascontiguousarray(h.T) if columns else h
 
-    def _spans(self, width: int) -> list[tuple[int, int]]:
+    def _spans(self, width: int, blocks_per_worker: int = BLOCKS_PER_WORKER) -> list[tuple[int, int]]:
         # Several blocks per worker, handed out dynamically, so a core slowed by another process does fewer
         # of them (the total BLAS time hardly depends on the block count: measured 2-16 blocks of fc1_1,
         # batch 8 and 64, within noise); blocks are multiples of 16 floats (one AVX-512 vector).
-        step = max(MIN_BLOCK, -(-width // (self.pool.num_workers * BLOCKS_PER_WORKER * 16)) * 16)
+        step = max(MIN_BLOCK, -(-width // (self.pool.num_workers * blocks_per_worker * 16)) * 16)
         return [(lo, min(lo + step, width)) for lo in range(0, width, step)]
 
     def _output_major(self, xt: np.ndarray, layer: DenseLayer) -> np.ndarray:
@@ -138,7 +138,9 @@ class DensePlan:
             else:
                 np.matmul(kernel[lo:hi], xt, out=out[lo:hi])
 
-        self.pool.run(work, self._spans(kernel.shape[0]))
+        # One vector: one slab per worker (two halves of fc1_1 stream at 50 GB/s, eight blocks at 47).
+        blocks = 1 if vector else BLOCKS_PER_WORKER
+        self.pool.run(work, self._spans(kernel.shape[0], blocks_per_worker=blocks))
         np.add(out, layer.bias[:, None], out=out)
         if layer.relu:
             np.maximum(out, 0.0, out=out)
