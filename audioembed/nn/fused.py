@@ -142,12 +142,12 @@ class ConvStackPlan:
         stages = []
         workers = self.pool.num_workers
         for group in groups:
-            per_image = max(4 * sum(layer.scratch_sizes(1)) for layer in group)
+            per_image = max(4 * layer.elements_per_image() for layer in group)
             chunk = max(1, scratch_bytes // per_image)
             winograd = [layer for layer in group if isinstance(layer, WinogradLayer)]
             split_per_image = max(
-                [4 * sum(layer.scratch_sizes(1, -(-layer.cout // workers))) for layer in winograd]
-                + [4 * sum(layer.scratch_sizes(1)) for layer in group if layer not in winograd]
+                [4 * layer.elements_per_image(-(-layer.cout // workers)) for layer in winograd]
+                + [4 * layer.elements_per_image() for layer in group if layer not in winograd]
             )
             shapes = [(group[0].h, group[0].w, group[0].cin)]
             shapes += [(*layer.out_hw, layer.cout) for layer in group[:-1]]
@@ -232,7 +232,7 @@ class ConvStackPlan:
             self._shared = np.empty(need, np.float32)
         v = self._shared[:need]
         if layer.direct(n):  # a few patches: one worker gathers them
-            layer.transform_input(src, v, v)
+            layer.transform_input(src, v, v, v)
         else:
             v2 = v.reshape(a2, n * tiles * layer.cin)  # [a², T·Cin] for the whole batch
             # Images per worker; a single image is split into bands of tile rows (its tiles are row-major).
@@ -243,9 +243,9 @@ class ConvStackPlan:
             def transform(worker: int, span: tuple[int, int]) -> None:
                 lo, hi = span
                 part_src = src[lo:hi] if row is None else src[:, row * lo : row * hi + 2]
-                ra, _, _ = self._scratch[worker].regions(*layer.scratch_sizes(n if row else hi - lo))
+                ra, _, rm = self._scratch[worker].regions(*layer.scratch_sizes(n if row else hi - lo))
                 part = v2[:, lo * unit * layer.cin : hi * unit * layer.cin]
-                layer.transform_input(part_src, part, ra, direct=False)
+                layer.transform_input(part_src, part, ra, rm, direct=False)
 
             self.pool.run(transform, spans)
         # Blocks of 64 channels (whole AVX-512 vectors, GEMMs still wide): a busier core just takes fewer.
@@ -257,8 +257,8 @@ class ConvStackPlan:
         blocks = [(lo, min(lo + step, layer.cout)) for lo in range(0, layer.cout, step)]
 
         def finish(worker: int, span: tuple[int, int]) -> None:
-            ra, rb, _ = self._scratch[worker].regions(*layer.scratch_sizes(n, span[1] - span[0]))
-            layer.finish(v, dst, ra, rb, channels=span)
+            ra, rb, rm = self._scratch[worker].regions(*layer.scratch_sizes(n, span[1] - span[0]))
+            layer.finish(v, dst, ra, rb, rm, channels=span)
 
         self.pool.run(finish, blocks)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from audioembed.errors import ShapeError
-from audioembed.nn.winograd import TileTransforms, tile_view, transform_weights
+from audioembed.nn.winograd import SEPARABLE_BLOCK, TileTransforms, tile_view, transform_weights
 
 # Batches of at most this many Winograd tiles take the direct path (VGGish: conv4 layers at batch 1).
 DIRECT_MAX_TILES = 8
@@ -53,6 +53,10 @@ class Layer:
     def scratch_sizes(self, n: int) -> tuple[int, int, int]:
         """Float32 elements of scratch regions (A, B, M) that :meth:`run` needs for ``n`` images."""
         raise NotImplementedError
+
+    def elements_per_image(self) -> int:
+        """Scratch elements one more image needs (what sizes a work item against a memory budget)."""
+        return sum(self.scratch_sizes(1))
 
     def run(self, src: np.ndarray, dst: np.ndarray, scratch: Scratch) -> None:
         """``src [n, H+2, W+2, Cin]`` (zero border) → ``dst [n, Ho, Wo, Cout]`` (any strides), in place."""
@@ -104,7 +108,8 @@ class PatchLayer(Layer):
 
 
 class WinogradLayer(Layer):
-    """Many input channels: Winograd F(m×m, 3×3) as three GEMMs (see :mod:`audioembed.nn.winograd`)."""
+    """Many input channels: Winograd F(m×m, 3×3) as GEMMs (see :mod:`audioembed.nn.winograd`): the a² products
+    ``[T, Cin] @ [Cin, Cout]`` between separable input and output transforms."""
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray, pool: bool, h: int, w: int, m: int) -> None:
         if h % m or w % m:
@@ -123,8 +128,15 @@ class WinogradLayer(Layer):
     def scratch_sizes(self, n: int, cout: int | None = None) -> tuple[int, int, int]:
         t, a2, m2, cout = n * self.th * self.tw, self.transforms.a**2, self.m**2, cout or self.cout
         # Each step's output overwrites a region whose contents are dead by then:
-        # A: gathered tiles → GEMM products → pooled planes; B: input transform → output transform
-        return a2 * t * max(self.cin, cout), max(a2 * self.cin, m2 * cout) * t, 0
+        # A: gathered tiles → GEMM products → pooled planes; B: input transform → output transform;
+        # M: the separable transforms' intermediate (one block of columns)
+        a_size, b_size = a2 * t * max(self.cin, cout), max(a2 * self.cin, m2 * cout) * t
+        return a_size, b_size, a2 * min(SEPARABLE_BLOCK, t * max(self.cin, cout))
+
+    def elements_per_image(self, cout: int | None = None) -> int:
+        """Regions A and B of one image: M, one block of columns, does not grow with the batch."""
+        a_size, b_size, _ = self.scratch_sizes(1, cout)
+        return a_size + b_size
 
     def direct(self, n: int) -> bool:
         """Whether ``n`` images are few enough tiles for the direct path (see ``DIRECT_MAX_TILES``)."""
@@ -141,18 +153,25 @@ class WinogradLayer(Layer):
 
     def run(self, src: np.ndarray, dst: np.ndarray, scratch: Scratch) -> None:
         n, size = src.shape[0], self.input_size(n=src.shape[0])
-        a_size, b_size, _ = self.scratch_sizes(n)
+        a_size, b_size, m_size = self.scratch_sizes(n)
         if self.direct(n):  # B holds the patches, then the GEMM's output behind them
-            b_size = size + n * self.h * self.w * self.cout
-        ra, rb, _ = scratch.regions(a_size, b_size, 0)
+            b_size, m_size = size + n * self.h * self.w * self.cout, 0
+        ra, rb, rm = scratch.regions(a_size, b_size, m_size)
         v = rb[:size]
-        self.transform_input(src, v, ra)
-        self.finish(v, dst, ra, rb[size:] if self.direct(n) else rb)
+        self.transform_input(src, v, ra, rm)
+        self.finish(v, dst, ra, rb[size:] if self.direct(n) else rb, rm)
 
     def transform_input(
-        self, src: np.ndarray, v: np.ndarray, work: np.ndarray, *, direct: bool | None = None
+        self,
+        src: np.ndarray,
+        v: np.ndarray,
+        work: np.ndarray,
+        rows: np.ndarray,
+        *,
+        direct: bool | None = None,
     ) -> None:
-        """Gather the tiles of ``src [n, H+2, W+2, Cin]`` into ``work`` and transform them into ``v``.
+        """Gather the tiles of ``src [n, H+2, W+2, Cin]`` into ``work`` and transform them into ``v``
+        (``rows``: the M region of :meth:`scratch_sizes`, for the separable transform).
 
         ``v`` : [shape=(a², n·th·tw·Cin)], may be a row-strided view of a bigger batch's transform; ``src``
         may also be a band of tile rows of one image (``m·k + 2`` padded rows, ``v`` its k·tw tiles). On the
@@ -169,10 +188,10 @@ class WinogradLayer(Layer):
             return
         th = (src.shape[1] - 2) // m  # tile rows: all of them, or a band of rows of one image
         t = n * th * self.tw
+        out = v.reshape(a * a, t * self.cin) if v.ndim == 1 else v
         tiles = work[: a * a * t * self.cin].reshape(a, a, n, th, self.tw, self.cin)
         np.copyto(tiles, tile_view(src, m))
-        out = v.reshape(a * a, t * self.cin) if v.ndim == 1 else v
-        np.matmul(self.transforms.input_matrix, tiles.reshape(a * a, t * self.cin), out=out)  # [a², T·Cin]
+        self.transforms.input_transform(tiles.reshape(a * a, t * self.cin), out, rows)  # [a², T·Cin]
 
     def finish(
         self,
@@ -180,11 +199,12 @@ class WinogradLayer(Layer):
         dst: np.ndarray,
         ra: np.ndarray,
         rb: np.ndarray,
+        rows: np.ndarray,
         channels: tuple[int, int] | None = None,
     ) -> None:
         """From transformed tiles ``v [a², T, Cin]`` to ``dst [n, Ho, Wo, Cout]``: GEMMs, output transform,
-        [pool,] bias, ReLU; ``channels=(lo, hi)`` computes only those output channels. ``ra``/``rb`` are
-        scratch regions of at least :meth:`scratch_sizes` ``(n, hi - lo)`` elements.
+        [pool,] bias, ReLU; ``channels=(lo, hi)`` computes only those output channels. ``ra``/``rb``/``rows``
+        are scratch regions (A, B, M) of at least :meth:`scratch_sizes` ``(n, hi - lo)`` elements.
         """
         m, th, tw, a2 = self.m, self.th, self.tw, self.transforms.a**2
         n = dst.shape[0]
@@ -210,16 +230,16 @@ class WinogradLayer(Layer):
         prod = ra[: a2 * t * cout].reshape(a2, t, cout)
         np.matmul(v, u, out=prod)  # a² GEMMs [T, Cin] @ [Cin, Cout]
         y = rb[: m * m * t * cout].reshape(m * m, t * cout)
-        np.matmul(self.transforms.output_matrix, prod.reshape(a2, t * cout), out=y)  # [m², T·Cout]
+        self.transforms.output_transform(prod.reshape(a2, t * cout), y, rows)  # [m², T·Cout]
         if self.pool:
-            q = (m // 2) ** 2
-            members = y.reshape(4, q, t, cout)  # rows ordered (pool member, window): see TileTransforms
-            pooled = ra[: q * t * cout].reshape(q, t, cout)
-            np.maximum(members[0], members[1], out=pooled)
-            np.maximum(pooled, members[2], out=pooled)
-            np.maximum(pooled, members[3], out=pooled)
-            np.add(pooled, bias, out=pooled)
             half = m // 2
+            # rows and columns ordered (pool member, window): see TileTransforms
+            members = y.reshape(2, half, 2, half, t, cout)  # [dr, wr, dc, wc, T, Cout]
+            pooled = ra[: half * half * t * cout].reshape(half, half, t, cout)
+            np.maximum(members[0, :, 0], members[0, :, 1], out=pooled)
+            np.maximum(pooled, members[1, :, 0], out=pooled)
+            np.maximum(pooled, members[1, :, 1], out=pooled)
+            np.add(pooled, bias, out=pooled)
             # [wr, wc, n, th, tw, C] → the output pixel (th·half + wr, tw·half + wc)
             planes = pooled.reshape(half, half, n, th, tw, cout).transpose(2, 3, 0, 4, 1, 5)
             np.maximum(planes, 0.0, out=split_hw(dst, half, half))

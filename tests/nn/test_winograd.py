@@ -157,16 +157,39 @@ def test_tile_view_reads_overlapping_tiles_without_copying() -> None:
 
 @pytest.mark.parametrize("m", [2, 4])
 def test_pooling_order_of_output_transform(m: int) -> None:
-    # With pool=True the output rows come as 4 contiguous blocks (one per window member): their maximum must
-    # be the 2×2 max-pool of the un-permuted output tile.
+    # With pool=True the output rows and columns are ordered (member, window): the maximum over the four
+    # member blocks must be the 2×2 max-pool of the un-permuted output tile.
     rng = np.random.default_rng(m)
     plain, pooled = TileTransforms(m), TileTransforms(m, pool=True)
     prod = rng.standard_normal(((m + 2) ** 2, 5)).astype(np.float32)
     tile = (plain.output_matrix @ prod).reshape(1, m, m, 5)  # [1, r, c, 5]
-    members = (pooled.output_matrix @ prod).reshape(4, (m // 2) ** 2, 5)
-    np.testing.assert_allclose(
-        members.max(axis=0).reshape(1, m // 2, m // 2, 5), max_pool2x2(tile), rtol=1e-6
-    )
+    half = m // 2
+    members = (pooled.output_matrix @ prod).reshape(2, half, 2, half, 5)  # [dr, wr, dc, wc, 5]
+    pooled_tile = np.max([members[dr, :, dc] for dr in range(2) for dc in range(2)], axis=0)
+    np.testing.assert_allclose(pooled_tile[None], max_pool2x2(tile), rtol=1e-6)
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("pool", [False, True])
+@pytest.mark.parametrize("columns", [7, 40, 100])  # below, at and across blocks of the separable form
+def test_transforms_agree_with_their_kronecker_matrices(monkeypatch, m, pool, columns) -> None:
+    rng = np.random.default_rng(columns)
+    plan = TileTransforms(m, pool=pool)
+    a = m + 2
+    wide = rng.standard_normal((a * a, columns + 9)).astype(np.float32)
+    x = wide[:, 3 : 3 + columns]  # a row-strided view, as a slice of a bigger batch's buffer
+    expected_in, expected_out = plan.input_matrix @ x, plan.output_matrix @ x
+    for threshold in (10**9, 0):  # one Kronecker GEMM / the separable form, in blocks of 16 columns
+        monkeypatch.setattr(winograd, "SEPARABLE_MIN_COLUMNS", threshold)
+        monkeypatch.setattr(winograd, "SEPARABLE_BLOCK", 16)
+        buffer = np.full(a * a * 16, np.nan, np.float32)
+        out_in = np.full((a * a, columns + 5), np.nan, np.float32)
+        plan.input_transform(x, out_in[:, 2 : 2 + columns], buffer)
+        np.testing.assert_allclose(out_in[:, 2 : 2 + columns], expected_in, rtol=1e-5, atol=1e-5)
+        assert np.isnan(out_in[:, :2]).all() and np.isnan(out_in[:, 2 + columns :]).all()  # nothing else
+        out_out = np.empty((m * m, columns), np.float32)
+        plan.output_transform(x, out_out, buffer)
+        np.testing.assert_allclose(out_out, expected_out, rtol=1e-5, atol=1e-5)
 
 
 def test_conv_in_chunks_gives_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
