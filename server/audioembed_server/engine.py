@@ -80,10 +80,15 @@ class Engine:
         return np.zeros((0, width), np.float32), (np.zeros((0, width), np.uint8) if self.pca_loaded else None)
 
     def extract(self, message: pb.Audio, options: RequestOptions, stats: CallStats) -> Any:
-        """Decode one ``Audio`` message into the Embedder's examples (after the size check)."""
+        """Decode one ``Audio`` message into the Embedder's examples (after the size check).
+
+        Announced to the batcher while it runs (:meth:`DynamicBatcher.expecting`): a batch about to start
+        may wait for these examples.
+        """
         source, rate = audio_source(message)
         self.check_size(source, rate, options)
-        examples = self.embedder.extract(source, rate, **options.extract_kwargs())
+        with self.batcher.expecting():
+            examples = self.embedder.extract(source, rate, **options.extract_kwargs())
         stats.audio_seconds += float(examples.duration_seconds)
         return examples
 

@@ -89,6 +89,73 @@ def test_lone_request_waits_at_most_the_delay(recorder):
     assert delay * 0.9 <= elapsed < delay + 1.0
 
 
+def _hold_a_batch(batcher: DynamicBatcher, recorder: Recorder):
+    """Run a one-row batch and keep the model busy in it (the gate shut); its future."""
+    recorder.gate.clear()
+    recorder.entered.clear()
+    future = batcher.submit(_rows(1, -1.0))
+    assert recorder.entered.wait(5)
+    return future
+
+
+def test_rows_queued_behind_a_busy_model_wait_for_announced_requests(recorder):
+    # Closed-loop clients: B queued while the model was busy, C is being decoded when it frees. Without
+    # waiting for C, B would run alone and the two would keep alternating in small batches.
+    delay = 0.5
+    batcher = DynamicBatcher(recorder, max_batch=64, max_delay=delay, max_queued=100)
+    try:
+        first = _hold_a_batch(batcher, recorder)
+        late = batcher.submit(_rows(1, 10.0))  # B
+        time.sleep(delay * 1.2)  # B is overdue by the old rule
+        with batcher.expecting():  # C, announced
+            recorder.gate.set()
+            first.result(timeout=5)
+            time.sleep(0.1)  # C's decoding, well inside the delay
+            announced = batcher.submit(_rows(2, 20.0))
+        outcomes = [late.result(timeout=5), announced.result(timeout=5)]
+    finally:
+        batcher.close()
+    assert [len(b) for b in recorder.batches] == [1, 3]  # B and C shared the second batch
+    assert outcomes[0].queue_seconds > delay  # B waited through the busy model and for C
+
+
+def test_without_announcements_a_free_model_takes_overdue_rows_after_a_short_grace(recorder):
+    delay = 0.5
+    batcher = DynamicBatcher(recorder, max_batch=64, max_delay=delay, max_queued=100)
+    try:
+        first = _hold_a_batch(batcher, recorder)
+        late = batcher.submit(_rows(1, 10.0))
+        time.sleep(delay * 1.2)
+        recorder.gate.set()
+        freed = time.monotonic()
+        first.result(timeout=5)
+        late.result(timeout=5)
+        waited_after_free = time.monotonic() - freed
+    finally:
+        batcher.close()
+    assert [len(b) for b in recorder.batches] == [1, 1]
+    assert waited_after_free < delay * 0.6  # RETURN_GRACE (5 ms) plus scheduling, not another delay
+
+
+def test_an_announcement_that_fails_stops_holding_the_batch(recorder):
+    delay = 0.5
+    batcher = DynamicBatcher(recorder, max_batch=64, max_delay=delay, max_queued=100)
+    try:
+        first = _hold_a_batch(batcher, recorder)
+        late = batcher.submit(_rows(1, 10.0))
+        time.sleep(delay * 1.2)
+        with pytest.raises(ValueError, match="undecodable"), batcher.expecting():
+            recorder.gate.set()
+            first.result(timeout=5)
+            raise ValueError("undecodable audio")  # the announced request never submits
+        failed = time.monotonic()
+        late.result(timeout=5)
+        waited_after_failure = time.monotonic() - failed
+    finally:
+        batcher.close()
+    assert waited_after_failure < delay * 0.6
+
+
 def test_full_queue_refuses_with_a_retry_hint_and_recovers(recorder):
     recorder.gate.clear()
     batcher = DynamicBatcher(recorder, max_batch=2, max_delay=0.0, max_queued=4)
