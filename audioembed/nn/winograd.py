@@ -33,13 +33,14 @@ MIN_CHANNELS = 16  # fewer input channels: the generic im2col convolution is as 
 # Fewer output pixels (N·H·W) than this: the per-call weight transform costs more than Winograd saves
 # (measured, one thread: 512→512 channels at 768 pixels 89 vs 55 ms im2col; 128→256 at 3072 pixels 28 vs 36).
 MIN_PIXELS = 2048
-# Columns per block of separable_transform: its intermediate (a·p·block floats, 0.6 MB for F(4×4, 3×3)) stays
-# in a core's L2 cache. 2048-8192 measured alike (one thread, 18k-74k columns).
-SEPARABLE_BLOCK = 4096
+# Columns per block of separable_transform: its intermediate (a·p·block floats, 2.4 MB for F(4×4, 3×3))
+# stays in cache. Measured, one thread, 18k-49k columns: blocks of 4096 0.20-0.87 ms, 16384 0.19-0.80 ms,
+# 32768 0.18-1.12 ms. Few, long calls also keep the GIL free: blocks of 4096 made the workers hold it for
+# 23 % of a batch-64 forward (benchmarks/bench_gil.py), 16384 for 9-10 %.
+SEPARABLE_BLOCK = 16384
 # Fewer columns: one GEMM with the Kronecker matrix, whose single call costs less than the separable form's
-# numpy calls (one image's tiles, conv stack of one image: 1.03x the time separable at every size; 1.00x with
-# this threshold; batch 64: 0.94-0.95x).
-SEPARABLE_MIN_COLUMNS = 4 * SEPARABLE_BLOCK
+# numpy calls (conv stack of one image: 1.03x the time separable at every size, 1.00x with this threshold).
+SEPARABLE_MIN_COLUMNS = 16384
 
 
 def _check_tile(m: int) -> int:
