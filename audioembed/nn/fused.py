@@ -106,6 +106,9 @@ class ConvStackPlan:
             stage.chunk * sum((h + 2) * (w + 2) * c for h, w, c in stage.inner) for stage in self._stages
         )
         self._inner = [np.empty(0, np.float32) for _ in range(self.pool.num_workers)]
+        # What each worker's arena was last carved into, (stage, images): while it stays the same (a worker's
+        # consecutive items of one stage), the zero borders written then are still in place.
+        self._carved: list[tuple[_Stage, int] | None] = [None] * self.pool.num_workers
         self._between: list[np.ndarray] = []  # padded full-batch buffers between stages
         self._shared = np.empty(0, np.float32)  # a channel-split layer's input transform, read by all workers
 
@@ -144,14 +147,11 @@ class ConvStackPlan:
         for group in groups:
             per_image = max(4 * layer.elements_per_image() for layer in group)
             winograd = [layer for layer in group if isinstance(layer, WinogradLayer)]
-            # Every work item streams all of its stage's transformed kernels. When they fit in the budget
-            # (conv2, conv3: 1-14 MB), re-reading them costs little and items of half the budget keep both
-            # workers' activations in cache; when they do not (conv4: 57 MB), bigger items read them fewer
-            # times. Measured, batch 64, alternating, 16-20 rounds: images per item (3, 4, 16) for the three
-            # stages 0.91x the conv stack's time with (6, 8, 16), the whole budget for every stage.
-            kernel_bytes = sum(layer.u.nbytes for layer in winograd)
-            budget = scratch_bytes if kernel_bytes > scratch_bytes else scratch_bytes // 2
-            chunk = max(1, budget // per_image)
+            # Smaller items for conv2's stage ((3, 8, 16) images per item at batch 64, not (6, 8, 16)) took
+            # 0.95x the conv stack's time, (3, 4, 16) 0.93x, but made the workers hold the GIL for 11-17 % of
+            # the forward instead of 8 % (benchmarks/bench_gil.py: more items, each with its Python glue and
+            # short calls), which bounds scaling to many cores: the whole budget stays.
+            chunk = max(1, scratch_bytes // per_image)
             split_per_image = max(
                 [4 * layer.elements_per_image(-(-layer.cout // workers)) for layer in winograd]
                 + [4 * layer.elements_per_image() for layer in group if layer not in winograd]
@@ -310,18 +310,23 @@ class ConvStackPlan:
         """The padded buffers of one work item of ``count`` images, carved from the worker's arena.
 
         The arena is shared by the stages, so the zero borders (the padding the next layer reads) are
-        zeroed again here; the interiors are overwritten by the layers.
+        zeroed again whenever the carving changes; the interiors are overwritten by the layers.
         """
         if self._inner[worker].size < self._inner_size:
             self._inner[worker] = np.empty(self._inner_size, dtype=np.float32)
+            self._carved[worker] = None
         arena, offset, buffers = self._inner[worker], 0, []
+        carved = self._carved[worker]
+        fresh = carved is None or carved[0] is not stage or carved[1] != count
         for h, w, c in stage.inner:
             size = count * (h + 2) * (w + 2) * c
             buffer = arena[offset : offset + size].reshape(count, h + 2, w + 2, c)
             offset += size
-            for border in (buffer[:, 0], buffer[:, -1], buffer[:, 1:-1, 0], buffer[:, 1:-1, -1]):
-                border.fill(0.0)
+            if fresh:
+                for border in (buffer[:, 0], buffer[:, -1], buffer[:, 1:-1, 0], buffer[:, 1:-1, -1]):
+                    border.fill(0.0)
             buffers.append(buffer)
+        self._carved[worker] = (stage, count)
         return buffers
 
     def release_buffers(self) -> None:
@@ -330,6 +335,7 @@ class ConvStackPlan:
             self._between, self._shared = [], np.empty(0, np.float32)
             self._scratch = [Scratch() for _ in range(self.pool.num_workers)]
             self._inner = [np.empty(0, np.float32) for _ in range(self.pool.num_workers)]
+            self._carved = [None] * self.pool.num_workers
             for stage in self._stages:
                 stage.split = []
 

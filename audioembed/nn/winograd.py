@@ -6,10 +6,10 @@ positions becomes, summed over input channels, ``a²`` independent matrix produc
 ``[T, Cin] @ [Cin, Cout]`` (T = number of tiles). Every step here is a GEMM so that NumPy's BLAS does the
 work: the input transform is ``kron(Bᵀ, Bᵀ) @ d`` over tiles laid out ``[a², T·Cin]``, the output transform
 ``kron(Aᵀ, Aᵀ) @ M`` over ``[a², T·Cout]`` (for many columns as two passes of small GEMMs, the transforms
-being separable: :func:`separable_transform`). With m = 4 a 3×3 layer needs 4× fewer multiply-adds than a direct
-convolution (36 products per 16 outputs instead of 144); the price is a larger rounding error (a few 1e-6
-relative in float32), which is why the transforms are built in float64 and the weight transform is done once,
-in float64, before casting.
+being separable: :func:`separable_transform`). With m = 4 a 3×3 layer needs 4× fewer multiply-adds than a
+direct convolution (36 products per 16 outputs instead of 144); the price is a larger rounding error (a few
+1e-6 relative in float32), which is why the transforms are built in float64 and the weight transform is done
+once, in float64, before casting.
 
 Layouts: activations NHWC, weights HWIO ``[3, 3, Cin, Cout]``, everything float32 at run time.
 """
@@ -210,8 +210,9 @@ def separable_transform(rows: np.ndarray, x: np.ndarray, out: np.ndarray, buffer
     n = x.shape[1]
     by_column = x.reshape(a, a, n).transpose(1, 0, 2)  # [tile column j, tile row i, N]
     result = out.reshape(p, p, n)  # [row k, column l, N]
-    for lo in range(0, n, SEPARABLE_BLOCK):
-        hi = min(lo + SEPARABLE_BLOCK, n)
+    step = -(-n // -(-n // SEPARABLE_BLOCK))  # blocks of equal width: no short remainder call
+    for lo in range(0, n, step):
+        hi = min(lo + step, n)
         half_done = buffer[: a * p * (hi - lo)].reshape(a, p, hi - lo)  # [j, k, block]
         np.matmul(rows, by_column[:, :, lo:hi], out=half_done)  # along the rows, for every column j
         np.matmul(rows, half_done.transpose(1, 0, 2), out=result[:, :, lo:hi])  # along the columns
@@ -235,9 +236,14 @@ def tile_view(padded: np.ndarray, m: int) -> np.ndarray:
     th, tw = (hp - 2) // m, (wp - 2) // m
     a = m + 2
     sn, sh, sw, sc = padded.strides
-    return np.lib.stride_tricks.as_strided(
-        padded, shape=(a, a, n, th, tw, c), strides=(sh, sw, sn, m * sh, m * sw, sc), writeable=False
-    )
+    shape, strides = (a, a, n, th, tw, c), (sh, sw, sn, m * sh, m * sw, sc)
+    if not padded.flags.c_contiguous:
+        return np.lib.stride_tricks.as_strided(padded, shape=shape, strides=strides, writeable=False)
+    # The ndarray constructor over a contiguous buffer: a few µs instead of as_strided's ~15 µs of Python
+    # (called once per layer and work item, with the GIL held).
+    tiles = np.ndarray(shape, dtype=padded.dtype, buffer=padded, strides=strides)
+    tiles.flags.writeable = False
+    return tiles
 
 
 def conv3x3_winograd(
