@@ -98,15 +98,21 @@ def _hold_a_batch(batcher: DynamicBatcher, recorder: Recorder):
     return future
 
 
+def _overdue_row_behind_a_busy_model(batcher: DynamicBatcher, recorder: Recorder, delay: float):
+    """A one-row batch holding the model, and a row queued behind it until overdue: their futures."""
+    first = _hold_a_batch(batcher, recorder)
+    late = batcher.submit(_rows(1, 10.0))
+    time.sleep(delay * 1.2)  # overdue by the delay alone
+    return first, late
+
+
 def test_rows_queued_behind_a_busy_model_wait_for_announced_requests(recorder):
     # Closed-loop clients: B queued while the model was busy, C is being decoded when it frees. Without
     # waiting for C, B would run alone and the two would keep alternating in small batches.
     delay = 0.5
     batcher = DynamicBatcher(recorder, max_batch=64, max_delay=delay, max_queued=100)
     try:
-        first = _hold_a_batch(batcher, recorder)
-        late = batcher.submit(_rows(1, 10.0))  # B
-        time.sleep(delay * 1.2)  # B is overdue by the old rule
+        first, late = _overdue_row_behind_a_busy_model(batcher, recorder, delay)  # late: B
         with batcher.expecting():  # C, announced
             recorder.gate.set()
             first.result(timeout=5)
@@ -123,9 +129,7 @@ def test_without_announcements_a_free_model_takes_overdue_rows_after_a_short_gra
     delay = 0.5
     batcher = DynamicBatcher(recorder, max_batch=64, max_delay=delay, max_queued=100)
     try:
-        first = _hold_a_batch(batcher, recorder)
-        late = batcher.submit(_rows(1, 10.0))
-        time.sleep(delay * 1.2)
+        first, late = _overdue_row_behind_a_busy_model(batcher, recorder, delay)
         recorder.gate.set()
         freed = time.monotonic()
         first.result(timeout=5)
@@ -141,9 +145,7 @@ def test_an_announcement_that_fails_stops_holding_the_batch(recorder):
     delay = 0.5
     batcher = DynamicBatcher(recorder, max_batch=64, max_delay=delay, max_queued=100)
     try:
-        first = _hold_a_batch(batcher, recorder)
-        late = batcher.submit(_rows(1, 10.0))
-        time.sleep(delay * 1.2)
+        first, late = _overdue_row_behind_a_busy_model(batcher, recorder, delay)
         with pytest.raises(ValueError, match="undecodable"), batcher.expecting():
             recorder.gate.set()
             first.result(timeout=5)
