@@ -6,9 +6,11 @@ import json
 
 import numpy as np
 import pytest
+import safetensors.numpy
 from http_server import Behaviour, serve
 
 from audioembed import cli, weights_install
+from audioembed.vggish import load_vggish
 from audioembed.vggish.weights import read_weights, synthetic
 from audioembed.vggish.weights.resolve import HOME_ENV
 
@@ -213,3 +215,25 @@ def test_download_force_discards_earlier_downloads(tmp_path, capsys):
     assert "HTTP 404" in capsys.readouterr().err
     assert not list(downloads.iterdir())  # both earlier files were discarded before fetching
     assert (tmp_path / "vggish.safetensors").read_bytes() == b"installed"
+
+
+def test_a_format_1_file_warns_once_loaded_and_converts_in_place_to_format_2(
+    tmp_path, caplog, synthetic_tensors, synthetic_pca
+):
+    path = tmp_path / "old.safetensors"  # as an earlier version wrote it: every tensor in TF layout
+    metadata = {"architecture": "vggish", "format_version": "1", "synthetic": "true", "has_pca": "true"}
+    safetensors.numpy.save_file({**synthetic_tensors, **synthetic_pca}, path, metadata=metadata)
+    examples = np.random.default_rng(3).normal(-2.0, 2.0, size=(3, 96, 64)).astype(np.float32)
+    with caplog.at_level("WARNING"):
+        old = load_vggish(path)(examples)
+    assert "native weights file of format 1" in caplog.text
+    assert f"audioembed weights convert {path} -o {path}" in caplog.text  # the advice works:
+    caplog.clear()
+    assert cli.main(["weights", "convert", str(path), "-o", str(path)]) == 0
+    weights = read_weights(path)
+    assert weights.metadata["format_version"] == "2" and weights.pca is not None
+    with caplog.at_level("WARNING"):
+        model = load_vggish(path)
+    assert "format 1" not in caplog.text
+    assert model.fc1_1.weight.data.flags.f_contiguous  # output-major now
+    np.testing.assert_allclose(model(examples), old, rtol=1e-5, atol=1e-5 * np.abs(old).max())
