@@ -16,7 +16,12 @@ import grpc
 import numpy as np
 
 from audioembed.errors import InvalidOptionError
-from audioembed_server.batcher import QueueFullError, RequestCancelledError, RequestExpiredError
+from audioembed_server.batcher import (
+    Announcement,
+    QueueFullError,
+    RequestCancelledError,
+    RequestExpiredError,
+)
 from audioembed_server.convert import RequestOptions, result_to_proto
 from audioembed_server.engine import Engine, check_deadline
 from audioembed_server.proto import embedding_service_pb2 as pb
@@ -52,8 +57,10 @@ def embed_batch(
 
     def queue(item: pb.EmbedRequest, outstanding: Outstanding) -> tuple[Any, Any, RequestOptions]:
         options = RequestOptions.from_proto(item.options, pca_loaded=engine.pca_loaded)
-        examples = engine.extract(item.audio, options, stats)
-        return examples, _submit_in_wave(engine, examples.log_mel, context, outstanding), options
+        with engine.batcher.expecting() as announcement:
+            examples = engine.extract(item.audio, options, stats)
+            future = _submit_in_wave(engine, examples.log_mel, context, outstanding, announcement)
+        return examples, future, options
 
     def finish(entry: tuple[Any, Any, RequestOptions]) -> pb.EmbedResponse:
         examples, future, options = entry
@@ -105,7 +112,11 @@ def answer_items(
 
 
 def _submit_in_wave(
-    engine: Engine, log_mel: np.ndarray, context: grpc.ServicerContext, outstanding: Outstanding
+    engine: Engine,
+    log_mel: np.ndarray,
+    context: grpc.ServicerContext,
+    outstanding: Outstanding,
+    announcement: Announcement | None = None,
 ) -> Any:
     """Queue one item once the call's earlier items leave it room; track its future.
 
@@ -119,7 +130,7 @@ def _submit_in_wave(
         _settle_oldest(outstanding, context)
     while True:
         try:
-            future = engine.submit(log_mel, context)
+            future = engine.submit(log_mel, context, announcement)
             break
         except QueueFullError:
             if not outstanding or count > capacity:

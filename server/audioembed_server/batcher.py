@@ -3,8 +3,8 @@
 One model thread owns ``compute``; request threads :meth:`DynamicBatcher.submit` their rows and wait on
 a future. A batch is formed when ``max_batch`` rows are queued or the oldest queued row has waited
 ``max_delay`` seconds, whichever comes first, so a lone request pays at most the delay. Rows that waited
-while the model was busy get a second ``max_delay`` from the moment it is free if requests announced by
-:meth:`~DynamicBatcher.expecting` (being decoded) are on their way, and :data:`RETURN_GRACE` for such
+while the model was busy get a second ``max_delay`` from the moment it is free if requests announced since
+then by :meth:`~DynamicBatcher.expecting` (being decoded) are on their way, and :data:`RETURN_GRACE` for such
 announcements to come: otherwise closed-loop clients lock into alternating small and large batches (seen
 at 16 clients: batches of 16 and 48 rows, the model 22 % slower per example than at 64). A request larger
 than a batch is split over several batches; its outputs are reassembled in row order. The queue is
@@ -91,6 +91,15 @@ class BatchOutcome:
     batches: int
 
 
+class Announcement:
+    """A request on its way to :meth:`DynamicBatcher.submit` (see :meth:`DynamicBatcher.expecting`)."""
+
+    __slots__ = ("open",)
+
+    def __init__(self) -> None:
+        self.open = True
+
+
 @dataclass(eq=False)
 class _Request:
     rows: np.ndarray
@@ -152,8 +161,9 @@ class DynamicBatcher:
         self._on_batch = on_batch
         self._queue: deque[_Request] = deque()
         self._queued_rows = 0
-        self._incoming = 0  # requests announced by expecting() and not yet past it
-        self._free_since = time.monotonic()  # when the model thread last finished a batch
+        self._incoming = 0  # open announcements (expecting())
+        self._last_announced = float("-inf")  # when the latest announcement was made
+        self._free_since = time.monotonic()  # when the model thread last finished a batch (_mark_free)
         self._closed = False
         self._cond = threading.Condition()
         self._last_compute_seconds = 0.0  # for the retry hint: how soon the queue is likely to move
@@ -172,6 +182,7 @@ class DynamicBatcher:
         *,
         deadline: float | None = None,
         is_active: Callable[[], bool] | None = None,
+        announcement: Announcement | None = None,
     ) -> Future[BatchOutcome]:
         """Queue ``rows`` for the model; return a future of their :class:`BatchOutcome`.
 
@@ -183,6 +194,8 @@ class DynamicBatcher:
             ``time.monotonic()`` after which the request is dropped instead of computed.
         is_active : callable, optional
             Returns False once the caller has gone away (gRPC's ``context.is_active``).
+        announcement : Announcement, optional
+            From :meth:`expecting`: ended as the rows are queued (or refused).
 
         Raises
         ------
@@ -196,6 +209,7 @@ class DynamicBatcher:
             raise ValueError(f"submit needs at least one row, got an array of shape {rows.shape}")
         future: Future[BatchOutcome] = Future()
         with self._cond:
+            self._end(announcement)  # queued below, or refused: either way no longer on its way
             if self._closed:
                 raise BatcherClosedError("the server is shutting down")
             if n > self.max_queued:
@@ -215,20 +229,31 @@ class DynamicBatcher:
         return future
 
     @contextmanager
-    def expecting(self) -> Iterator[None]:
+    def expecting(self) -> Iterator[Announcement]:
         """Announce a request on its way to :meth:`submit` (e.g. while its audio is decoded).
 
-        While any announced request is inside this block, rows that already waited through a busy model
-        wait up to ``max_delay`` more from the moment it is free, so that they share a batch with it.
+        Pass the yielded :class:`Announcement` to :meth:`submit`: the rows are queued and the announcement
+        ends in one step, so the model thread never sees the request as neither announced nor queued.
+        Leaving the block without submitting (an error, no rows) ends it too. While an announcement made
+        since the model was last free is open, rows that already waited through the busy model wait up to
+        ``max_delay`` more from the moment it became free, so that they share a batch with that request.
         """
+        announcement = Announcement()
         with self._cond:
             self._incoming += 1
+            self._last_announced = time.monotonic()
         try:
-            yield
+            yield announcement
         finally:
             with self._cond:
-                self._incoming -= 1
+                self._end(announcement)
                 self._cond.notify_all()
+
+    def _end(self, announcement: Announcement | None) -> None:
+        """Close an announcement once (called with the lock held)."""
+        if announcement is not None and announcement.open:
+            announcement.open = False
+            self._incoming -= 1
 
     def _retry_hint_ms(self) -> int:
         """Roughly how long until the queue has drained: batches ahead times the last batch's duration."""
@@ -251,8 +276,6 @@ class DynamicBatcher:
                 return
             if plan:
                 self._execute(plan)
-                with self._cond:
-                    self._free_since = time.monotonic()
 
     def _next_batch(self) -> list[tuple[_Request, int, int]] | None:
         """Wait for a batch to be due, then take up to ``max_batch`` rows; None when closed and drained."""
@@ -265,9 +288,11 @@ class DynamicBatcher:
                     self._cond.wait()
                     continue
                 due = self._queue[0].enqueued + self.max_delay
-                # Announced requests are coming: count the delay from a free model. Right after a batch,
-                # its callers may be about to send their next requests: give them RETURN_GRACE to show up.
-                wait = self.max_delay if self._incoming else min(self.max_delay, RETURN_GRACE)
+                # Requests announced since the model became free are coming (typically the callers of
+                # the batch just finished): count the delay from the free model. Right after a batch, give
+                # them RETURN_GRACE to show up. Older announcements (a long decode) do not hold it back.
+                coming = self._incoming and self._last_announced >= self._free_since
+                wait = self.max_delay if coming else min(self.max_delay, RETURN_GRACE)
                 due = max(due, self._free_since + wait)
                 now = time.monotonic()
                 if self._queued_rows >= self.max_batch or now >= due or self._closed:
@@ -335,6 +360,7 @@ class DynamicBatcher:
                     f"(shape {getattr(out, 'shape', None)})"
                 )
         self._last_compute_seconds = elapsed
+        self._mark_free()
         if self._on_batch is not None:
             self._on_batch(len(batch), elapsed)
         offset = 0
@@ -358,7 +384,16 @@ class DynamicBatcher:
         )
         return BatchOutcome(outputs, request.queue_seconds or 0.0, request.compute_seconds, request.batches)
 
+    def _mark_free(self) -> None:
+        """The model is done with its batch: from now, callers that get their results may come back.
+
+        Set before any future is settled, so that a caller's next announcement is never older.
+        """
+        with self._cond:
+            self._free_since = time.monotonic()
+
     def _fail(self, plan: list[tuple[_Request, int, int]], error: Exception) -> None:
+        self._mark_free()
         with self._cond:
             for request, _, _ in plan:
                 if request in self._queue:  # the rest of a split request is pointless now

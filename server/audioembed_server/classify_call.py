@@ -71,8 +71,9 @@ def classify(
     stats.extra["classifier"] = prepared.name
     check_deadline(context)
     engine = prepared.engine
-    examples = engine.extract(request.audio, prepared.options, stats)
-    future = engine.submit(examples.log_mel, context)
+    with engine.batcher.expecting() as announcement:
+        examples = engine.extract(request.audio, prepared.options, stats)
+        future = engine.submit(examples.log_mel, context, announcement)
     raw, quantized = engine.wait(future, context, stats)
     stats.examples += raw.shape[0]
     return pb.ClassifyResponse(result=_score(prepared, examples, raw, quantized))
@@ -104,8 +105,10 @@ def classify_batch(
 
     def queue(item: pb.ClassifyRequest, outstanding: Outstanding) -> tuple[Prepared, Any, Any]:
         prepared = prepare(engine, item)
-        examples = prepared.engine.extract(item.audio, prepared.options, stats)
-        return prepared, examples, _submit_in_wave(prepared.engine, examples.log_mel, context, outstanding)
+        with prepared.engine.batcher.expecting() as announcement:
+            examples = prepared.engine.extract(item.audio, prepared.options, stats)
+            future = _submit_in_wave(prepared.engine, examples.log_mel, context, outstanding, announcement)
+        return prepared, examples, future
 
     def finish(entry: tuple[Prepared, Any, Any]) -> pb.ClassificationResult:
         prepared, examples, future = entry

@@ -17,7 +17,12 @@ import grpc
 import numpy as np
 
 from audioembed import audio
-from audioembed_server.batcher import DynamicBatcher, RequestCancelledError, RequestExpiredError
+from audioembed_server.batcher import (
+    Announcement,
+    DynamicBatcher,
+    RequestCancelledError,
+    RequestExpiredError,
+)
 from audioembed_server.convert import RequestOptions, audio_source
 from audioembed_server.proto import embedding_service_pb2 as pb
 from audioembed_server.status import CallStats, DeadlineTooShortError, PayloadTooLargeError
@@ -82,13 +87,12 @@ class Engine:
     def extract(self, message: pb.Audio, options: RequestOptions, stats: CallStats) -> Any:
         """Decode one ``Audio`` message into the Embedder's examples (after the size check).
 
-        Announced to the batcher while it runs (:meth:`DynamicBatcher.expecting`): a batch about to start
-        may wait for these examples.
+        Callers announce the request around this and :meth:`submit` (``with engine.batcher.expecting() as
+        announcement``): a batch about to start may wait for these examples.
         """
         source, rate = audio_source(message)
         self.check_size(source, rate, options)
-        with self.batcher.expecting():
-            examples = self.embedder.extract(source, rate, **options.extract_kwargs())
+        examples = self.embedder.extract(source, rate, **options.extract_kwargs())
         stats.audio_seconds += float(examples.duration_seconds)
         return examples
 
@@ -112,14 +116,21 @@ class Engine:
                 "EmbedStream, or use a larger hop"
             )
 
-    def submit(self, log_mel: np.ndarray, context: grpc.ServicerContext) -> Any:
-        """Queue examples ``[n, 96, 64]`` for the model (after a last deadline check); None for n = 0."""
+    def submit(
+        self, log_mel: np.ndarray, context: grpc.ServicerContext, announcement: Announcement | None = None
+    ) -> Any:
+        """Queue examples ``[n, 96, 64]`` for the model (after a last deadline check); None for n = 0.
+
+        ``announcement``: from ``batcher.expecting()`` around the decoding; ended as the rows are queued.
+        """
         if log_mel.shape[0] == 0:
             return None
         deadline = check_deadline(context)
         # float32 is what the model computes in: converting here halves what the queue holds.
         rows = np.asarray(log_mel, dtype=np.float32)  # [n, 96, 64]
-        return self.batcher.submit(rows, deadline=deadline, is_active=context.is_active)
+        return self.batcher.submit(
+            rows, deadline=deadline, is_active=context.is_active, announcement=announcement
+        )
 
     def wait(
         self, future: Any, context: grpc.ServicerContext, stats: CallStats

@@ -76,8 +76,9 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
         engine = self.ready_engine()
         options = RequestOptions.from_proto(request.options, pca_loaded=engine.pca_loaded)
         check_deadline(context)
-        examples = engine.extract(request.audio, options, stats)
-        future = engine.submit(examples.log_mel, context)
+        with engine.batcher.expecting() as announcement:
+            examples = engine.extract(request.audio, options, stats)
+            future = engine.submit(examples.log_mel, context, announcement)
         raw, quantized = engine.wait(future, context, stats)
         stats.examples += raw.shape[0]
         result = engine.embedder.make_result(examples, raw, quantized)

@@ -113,11 +113,12 @@ def test_rows_queued_behind_a_busy_model_wait_for_announced_requests(recorder):
     batcher = DynamicBatcher(recorder, max_batch=64, max_delay=delay, max_queued=100)
     try:
         first, late = _overdue_row_behind_a_busy_model(batcher, recorder, delay)  # late: B
-        with batcher.expecting():  # C, announced
-            recorder.gate.set()
-            first.result(timeout=5)
+        recorder.gate.set()
+        first.result(timeout=5)
+        with batcher.expecting() as announcement:  # C, announced once the model is free
             time.sleep(0.1)  # C's decoding, well inside the delay
-            announced = batcher.submit(_rows(2, 20.0))
+            announced = batcher.submit(_rows(2, 20.0), announcement=announcement)
+            time.sleep(0.1)  # the handler goes on after queueing: the batch must not wait for that
         outcomes = [late.result(timeout=5), announced.result(timeout=5)]
     finally:
         batcher.close()
@@ -141,14 +142,47 @@ def test_without_announcements_a_free_model_takes_overdue_rows_after_a_short_gra
     assert waited_after_free < delay * 0.6  # RETURN_GRACE (5 ms) plus scheduling, not another delay
 
 
+def test_submitting_ends_the_announcement_at_once(recorder):
+    delay = 0.5
+    batcher = DynamicBatcher(recorder, max_batch=64, max_delay=delay, max_queued=100)
+    try:
+        with batcher.expecting() as announcement:
+            started = time.monotonic()
+            future = batcher.submit(_rows(1, 0.0), announcement=announcement)
+            future.result(timeout=5)  # a lone request: the delay, not held by its own announcement
+            elapsed = time.monotonic() - started
+            assert not announcement.open
+    finally:
+        batcher.close()
+    assert elapsed < delay + 0.4
+
+
+def test_an_announcement_older_than_the_free_model_does_not_hold_overdue_rows(recorder):
+    # A long decode announced while the model was busy: overdue rows must not wait another delay for it.
+    delay = 0.5
+    batcher = DynamicBatcher(recorder, max_batch=64, max_delay=delay, max_queued=100)
+    try:
+        first, late = _overdue_row_behind_a_busy_model(batcher, recorder, delay)
+        with batcher.expecting():
+            recorder.gate.set()
+            freed = time.monotonic()
+            first.result(timeout=5)
+            late.result(timeout=5)
+            waited_after_free = time.monotonic() - freed
+    finally:
+        batcher.close()
+    assert [len(b) for b in recorder.batches] == [1, 1]
+    assert waited_after_free < delay * 0.6
+
+
 def test_an_announcement_that_fails_stops_holding_the_batch(recorder):
     delay = 0.5
     batcher = DynamicBatcher(recorder, max_batch=64, max_delay=delay, max_queued=100)
     try:
         first, late = _overdue_row_behind_a_busy_model(batcher, recorder, delay)
+        recorder.gate.set()
+        first.result(timeout=5)
         with pytest.raises(ValueError, match="undecodable"), batcher.expecting():
-            recorder.gate.set()
-            first.result(timeout=5)
             raise ValueError("undecodable audio")  # the announced request never submits
         failed = time.monotonic()
         late.result(timeout=5)
