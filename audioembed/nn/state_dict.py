@@ -133,7 +133,12 @@ def load_state(root: Module, state_dict: Mapping[str, Any], strict: bool) -> tup
             elif value.dtype.kind != current.dtype.kind:
                 errors.append(f"dtype mismatch for {key!r}: got {value.dtype}, the model has {current.dtype}")
             else:
-                writes.append((module, name, value, current.dtype))
+                # The copy keeps the model's memory order: VGGish's dense kernels are F-contiguous
+                # (output-major, what its fused dense stack runs fastest: see audioembed.nn.fused_dense).
+                held = getattr(current, "data", current)  # a Parameter's array, or a buffer
+                flags = held.flags if isinstance(held, np.ndarray) else None
+                order = "F" if flags is not None and flags.f_contiguous and not flags.c_contiguous else "C"
+                writes.append((module, name, value, current.dtype, order))
     unexpected = [key for key in state if key not in expected]
     if errors or (strict and (missing or unexpected)):
         lines = [f"Error(s) in loading state_dict for {type(root).__name__}:"]
@@ -142,9 +147,9 @@ def load_state(root: Module, state_dict: Mapping[str, Any], strict: bool) -> tup
         if strict and unexpected:
             lines.append("unexpected key(s): " + ", ".join(repr(k) for k in unexpected))
         raise WeightsFormatError("\n    ".join(lines + errors))
-    for module, name, value, dtype in writes:
+    for module, name, value, dtype, order in writes:
         # A private copy in the model's dtype: the caller's array (maybe a read-only mmap) stays theirs.
-        array = np.array(value, dtype=dtype, order="C")
+        array = np.array(value, dtype=dtype, order=order)
         if name in module._parameters:
             module._parameters[name].data = array
         else:

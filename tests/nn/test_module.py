@@ -442,3 +442,16 @@ def test_zero_grad_to_none_or_to_zeros_in_place():
     layer.bias.grad = np.ones_like(layer.bias.data)
     layer.zero_grad()
     assert layer.weight.grad is None and layer.bias.grad is None
+
+
+def test_load_state_dict_copies_into_each_parameters_memory_order() -> None:
+    """F-contiguous parameters (VGGish's output-major dense kernels) stay F through a state round trip."""
+    layer = Linear(5, 3)
+    layer.weight.data = np.asfortranarray(layer.weight.data)
+    state = {k: np.ascontiguousarray(v) for k, v in layer.state_dict().items()}  # C arrays coming in
+    layer.load_state_dict(state)
+    assert layer.weight.data.flags.f_contiguous and not layer.weight.data.flags.c_contiguous
+    np.testing.assert_array_equal(layer.weight.data, state["weight"])
+    other = Linear(5, 3)  # C parameters stay C, whatever order the state has
+    other.load_state_dict({k: np.asfortranarray(v) for k, v in state.items()})
+    assert other.weight.data.flags.c_contiguous

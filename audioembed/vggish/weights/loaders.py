@@ -71,13 +71,14 @@ def build_vggish(weights: WeightsFile, *, share_memory: bool = True) -> VGGish:
         for key, parameter in model.named_parameters():
             parameter.data = weights.tensors[params.VARIABLES_BY_KEY[key].tf_name]
     else:
-        # Validates names, shapes and dtypes, upgrades layouts older than the classes' own; copies.
-        model.load_state_dict(state)
-        # The fused dense stack runs fastest on output-major kernels (see weights.native): lay the copies
-        # out so, one layer at a time (each C copy is freed as soon as its F copy exists).
+        # The fused dense stack runs fastest on output-major kernels (see weights.native), and
+        # load_state_dict copies into each parameter's memory order: make the dense kernels F first
+        # (zeros from calloc: no memory is touched until the copy).
         for name in DENSE_LAYERS:
             weight = getattr(model, name).weight
-            weight.data = np.asfortranarray(weight.data)
+            weight.data = np.zeros(weight.data.shape, weight.data.dtype, order="F")
+        # Validates names, shapes and dtypes, upgrades layouts older than the classes' own; copies.
+        model.load_state_dict(state)
     model.eval()
     return model
 

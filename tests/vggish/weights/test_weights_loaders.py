@@ -72,6 +72,15 @@ def test_native_parameters_share_the_mapped_file(full_files, native_model, examp
     np.testing.assert_array_equal(private(examples), reference_output)
 
 
+def test_a_partial_state_loaded_later_keeps_the_dense_kernels_output_major(full_files, synthetic_tensors):
+    # As Embedder.with_model_state does for a fine-tuned classifier's dense layers.
+    model = load_vggish(full_files["native"])
+    new_fc2 = np.ascontiguousarray(synthetic_tensors["vggish/fc2/weights"] * 0.5)
+    model.load_state_dict({"fc2.weight": new_fc2}, strict=False)
+    _assert_output_major_dense_kernels(model)
+    np.testing.assert_array_equal(model.fc2.weight.data, new_fc2)
+
+
 def test_load_vggish_from_a_pca_file_says_so(full_files):
     with pytest.raises(WeightsFormatError, match="holds only PCA parameters"):
         load_vggish(full_files["npz"])
