@@ -28,7 +28,9 @@ from audioembed.nn.fused_layers import Layer, PatchLayer, Scratch, WinogradLayer
 from audioembed.nn.pages import release_pages
 from audioembed.nn.threads import WorkerPool, blas_threads
 
-DEFAULT_SCRATCH_BYTES = 16 * 2**20  # per worker: big enough for ≥ 4 conv2 images, small enough for L3 / RSS
+# Per worker: big enough for ≥ 4 conv2 images, small enough for L3 / RSS. It sizes the work items; the
+# separable transforms' intermediate (up to 2.4 MB, independent of the item) comes on top.
+DEFAULT_SCRATCH_BYTES = 16 * 2**20
 _PATCH_MAX_CHANNELS = 4  # layers with at most this many input channels use a patch GEMM, not Winograd
 # A stage whose batch has at most this many tiles per worker splits its layers by output channels instead of
 # by images (GEMMs with fewer rows than this run well below BLAS's speed on these shapes).

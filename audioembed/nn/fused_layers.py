@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from audioembed.errors import ShapeError
-from audioembed.nn.winograd import SEPARABLE_BLOCK, TileTransforms, tile_view, transform_weights
+from audioembed.nn.winograd import TileTransforms, tile_view, transform_weights
 
 # Batches of at most this many Winograd tiles take the direct path (VGGish: conv4 layers at batch 1).
 DIRECT_MAX_TILES = 8
@@ -136,7 +136,7 @@ class WinogradLayer(Layer):
         # A: gathered tiles → GEMM products → pooled planes; B: input transform → output transform;
         # M: the separable transforms' intermediate (one block of columns)
         a_size, b_size = a2 * t * max(self.cin, cout), max(a2 * self.cin, m2 * cout) * t
-        return a_size, b_size, a2 * min(SEPARABLE_BLOCK, t * max(self.cin, cout))
+        return a_size, b_size, TileTransforms.buffer_size(t * max(self.cin, cout), self.transforms.a)
 
     def elements_per_image(self, cout: int | None = None) -> int:
         """Regions A and B of one image: M, one block of columns, does not grow with the batch."""

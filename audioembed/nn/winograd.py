@@ -168,6 +168,11 @@ class TileTransforms:
         self.input_matrix = np.kron(BT, BT).astype(np.float32)
         self.output_matrix = np.kron(AT[order], AT[order]).astype(np.float32)
 
+    @staticmethod
+    def buffer_size(columns: int, a: int) -> int:
+        """Float32 elements of the ``buffer`` that the transforms need for ``columns`` columns."""
+        return a * a * min(SEPARABLE_BLOCK, columns)  # read now: the block size may be changed at run time
+
     def input_transform(self, x: np.ndarray, out: np.ndarray, buffer: np.ndarray) -> None:
         """``out [a², N] = kron(Bᵀ, Bᵀ) @ x [a², N]``; ``buffer``: see :func:`separable_transform`."""
         _transform(self.input_rows, self.input_matrix, x, out, buffer)

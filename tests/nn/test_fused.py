@@ -10,7 +10,7 @@ from fast_reference import conv_stack, random_conv_layers, relative_error
 from naive import naive_conv2d, naive_max_pool2d, naive_relu
 
 from audioembed.errors import InvalidOptionError, ShapeError
-from audioembed.nn import fused, fused_layers
+from audioembed.nn import fused, fused_layers, winograd
 from audioembed.nn.fused import ConvStackPlan
 from audioembed.nn.fused_dense import GEMV_MAX_ROWS, DensePlan
 
@@ -82,6 +82,24 @@ def test_small_stack_any_workers_tiles_and_chunking(num_workers: int, tile: int)
             expected = naive_relu(naive_conv2d(expected, weight, bias, stride=1, padding="same"))
             expected = naive_max_pool2d(expected, 2) if pool else expected
         assert relative_error(y, expected) <= TOLERANCE
+    finally:
+        plan.close()
+
+
+@pytest.mark.parametrize("tile", [2, 4])
+@pytest.mark.parametrize("num_workers", [1, 2, 3])
+def test_separable_transforms_in_every_mode(monkeypatch: pytest.MonkeyPatch, tile: int, num_workers: int):
+    # VGGish takes the separable transforms only from 16384 columns: force them onto a small stack, in blocks
+    # that do not divide the columns, through the image-split and channel-split (batches 1 and 2) modes.
+    monkeypatch.setattr(winograd, "SEPARABLE_MIN_COLUMNS", 0)
+    monkeypatch.setattr(winograd, "SEPARABLE_BLOCK", 40)
+    rng = np.random.default_rng(tile * 10 + num_workers)
+    layers = random_conv_layers(rng, [1, 8, 24, 16], [True, False, True])
+    plan = ConvStackPlan(layers, input_shape=(48, 16, 1), tile=tile, num_workers=num_workers)
+    try:
+        for n in (1, 2, 5, 3, 1, 5):
+            x = rng.standard_normal((n, 48, 16, 1)).astype(np.float32)
+            assert relative_error(plan(x), conv_stack(x, layers)) <= TOLERANCE
     finally:
         plan.close()
 
